@@ -1,59 +1,28 @@
 """hesslib — exact Hessians, their block structure and spectra, for the companion book.
 
-Import it as ``import hesslib as hl``.
+Import it as ``import hesslib as hl``. Each module defines its public names in ``__all__``;
+they are re-exported here, grouped by module (see ``_MODULES``).
 """
 
-from .blocks import (
-    BlockLayout,
-    BlockStats,
-    block_norms,
-    block_ratio,
-    block_stats,
-    diag_mass_fraction,
-    stats_from_norms,
-)
-from .closed_form import (
-    HessianBlocks,
-    closed_form_blocks,
-    closed_form_hessian,
-    hwv_decomposition,
-    linear_hessian,
-    one_hidden_hessian,
-)
-from .data import Dataset, gaussian_data
-from .device import default_device, default_dtype, device_name, make_generator, seed_everything
-from .hessian import (
-    available_memory,
-    check_memory,
-    flat_loss,
-    full_hessian,
-    hessian_loop,
-    hessian_reference,
-    hvp,
-    model_hessian,
-)
-from .losses import LOSSES, cross_entropy, loss_fn, mse
-from .models import INITS, LinearNet, OneHiddenNet, linear_net, one_hidden_net
-from .profiles import resolve_profile
+from . import blocks, closed_form, data, device, hessian, losses, models, profiles
 from . import plotting as plot
+from .blocks import *  # noqa: F403
+from .closed_form import *  # noqa: F403
+from .data import *  # noqa: F403
+from .device import *  # noqa: F403
+from .hessian import *  # noqa: F403
+from .losses import *  # noqa: F403
+from .models import *  # noqa: F403
+from .profiles import *  # noqa: F403
+
+# chapter modules: one "from .name import *" line each, and the module in _EXTRA below
+# (end of chapter modules)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    # device and seeding
-    "default_device", "default_dtype", "device_name", "make_generator", "seed_everything",
-    # data, models, losses
-    "Dataset", "gaussian_data",
-    "INITS", "LinearNet", "OneHiddenNet", "linear_net", "one_hidden_net",
-    "LOSSES", "cross_entropy", "mse", "loss_fn",
-    # Hessians
-    "flat_loss", "hvp", "full_hessian", "hessian_reference", "hessian_loop", "model_hessian",
-    "available_memory", "check_memory",
-    "HessianBlocks", "closed_form_hessian", "closed_form_blocks", "hwv_decomposition",
-    "linear_hessian", "one_hidden_hessian",
-    # block structure
-    "BlockLayout", "BlockStats", "block_norms", "block_ratio", "block_stats",
-    "diag_mass_fraction", "stats_from_norms",
-    # notebooks and figures
-    "resolve_profile", "plot",
+_MODULES = [device, data, models, losses, hessian, closed_form, blocks, profiles]
+_EXTRA: list = []  # chapter modules appended here, e.g. [rmt, spectrum]
+
+__all__ = ["plot", "__version__"] + [
+    name for module in _MODULES + _EXTRA for name in module.__all__
 ]

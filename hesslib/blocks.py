@@ -18,7 +18,7 @@ import torch
 
 from ._checks import check_matrix
 
-__all__ = ["BlockLayout", "BlockStats", "block_norms", "block_stats", "block_ratio",
+__all__ = ["BlockLayout", "BlockStats", "block_norms", "block_stats", "block_ratio", "stats_from_norms",
            "diag_mass_fraction"]
 
 
