@@ -1,0 +1,214 @@
+"""The book orchestrator: input errors, failing chapters, the incremental cache, the TOC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hesslib import _bookmeta as meta
+from hesslib import book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+OK_CHAPTER = """\
+# %% [markdown]
+# # 98 A chapter that works
+
+# %% tags=["parameters"]
+profile = "default"
+seed = 3
+N = None
+
+# %%
+print(f"profile={profile} N={N}")
+"""
+
+FAILING_CHAPTER = """\
+# %% [markdown]
+# # 99 A chapter that fails
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+x = 1
+
+# %%
+y = x / 0
+
+# %%
+print("never reached")
+"""
+
+
+def make_root(tmp_path: Path, **chapters: str) -> Path:
+    (tmp_path / "notebooks").mkdir()
+    for name, source in chapters.items():
+        (tmp_path / "notebooks" / f"{name}.py").write_text(source)
+    return tmp_path
+
+
+def cli(capsys, root: Path, *args: str) -> tuple[int, str]:
+    code = book.main(["--root", str(root), *args])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+# --- bad input: clear errors listing the valid choices ---------------------------------------
+
+
+def test_unknown_chapter_lists_valid_chapters(tmp_path, capsys):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
+    code, out = cli(capsys, root, "run", "07")
+    assert code == 2
+    assert "unknown chapter '07'" in out and "98 (98_ok)" in out
+
+
+def test_unknown_profile_lists_valid_profiles(tmp_path, capsys):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
+    code, out = cli(capsys, root, "run", "98", "--profile", "huge")
+    assert code == 2
+    assert "unknown profile 'huge'" in out and "quick, default, paper" in out
+    code, out = cli(capsys, root, "build", "--profile", "huge")
+    assert code == 2 and "valid profiles" in out
+
+
+def test_unknown_parameter_lists_the_parameters_cell(tmp_path, capsys):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
+    code, out = cli(capsys, root, "run", "98", "-p", "M", "3")
+    assert code == 2
+    assert "unknown parameter 'M'" in out and "valid: N, profile, seed" in out
+    assert not (root / "_build" / "executed").exists()
+
+
+def test_chapter_resolution_accepts_number_and_name(tmp_path):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER, "04_static": OK_CHAPTER})
+    assert book.resolve_chapter(root, "4").name == "04_static"
+    assert book.resolve_chapter(root, "04").name == "04_static"
+    assert book.resolve_chapter(root, "98_ok").name == "98_ok"
+    assert [c.number for c in book.find_chapters(root)] == ["04", "98"]
+
+
+def test_parameter_values_and_defaults(tmp_path):
+    assert book.parse_value("3") == 3 and book.parse_value("1e-3") == 1e-3
+    assert book.parse_value("True") is True and book.parse_value("none") is None
+    assert book.parse_value("mse") == "mse"
+    path = make_root(tmp_path, **{"98_ok": OK_CHAPTER}) / "notebooks" / "98_ok.py"
+    defaults = book.parameter_defaults(book.read_notebook(path))
+    assert defaults == {"profile": "default", "seed": 3, "N": None}
+
+
+# --- a failing chapter -------------------------------------------------------------------------
+
+
+@pytest.mark.book
+def test_failing_chapter_names_cell_and_leaves_no_executed_notebook(tmp_path, capsys):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER, "99_fail": FAILING_CHAPTER})
+    code, out = cli(capsys, root, "build", "--profile", "quick")
+    assert code == 1
+    assert "chapter 99_fail failed at cell 4 (notebooks/99_fail.py, line 11)" in out
+    assert "ZeroDivisionError: division by zero" in out
+    executed = root / "_build" / "executed" / "quick"
+    assert (executed / "98_ok.ipynb").is_file()  # the other chapter still ran
+    assert not (executed / "99_fail.ipynb").exists()
+    assert not (executed / "99_fail.hash").exists()
+    assert not list(executed.glob(".*partial*"))
+    assert not (root / "notebooks" / "99_fail.ipynb").exists()
+    assert (root / "_build" / "failed" / "quick" / "99_fail.ipynb").is_file()
+
+
+# --- incremental execution ---------------------------------------------------------------------
+
+
+@pytest.mark.book
+def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
+    ex = book.Executor(root, progress=False)
+    (ch,) = book.find_chapters(root)
+
+    first = ex.execute(ch, "quick")
+    assert first.status == "executed"
+    record = meta.read_record(first.path)
+    assert record["profile"] == "quick" and record["parameters"] == {"profile": "quick"}
+    assert record["seed"] == 3 and record["wall_seconds"] > 0 and record["torch"]
+    assert (first.path.with_suffix(".hash")).read_text().strip() == record["content_hash"]
+
+    assert ex.execute(ch, "quick").status == "cached"
+    assert ex.execute(ch, "quick", force=True).status == "executed"
+    assert ex.execute(ch, "quick", {"N": 5}).status == "executed"  # parameters changed
+    assert ex.execute(ch, "quick", {"N": 5}).status == "cached"
+    ch.path.write_text(OK_CHAPTER.replace("seed = 3", "seed = 4"))  # source changed
+    assert ex.execute(ch, "quick", {"N": 5}).status == "executed"
+    assert ex.execute(ch, "default").status == "executed"  # one cache per profile
+    assert ex.execute(ch, "quick", {"N": 5}).status == "cached"
+
+    nb = json.loads(ex.target(ch, "quick").read_text())
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert any("profile=quick N=5" in "".join(o.get("text", "")) for o in outputs)
+
+
+def test_content_hash_covers_source_parameters_and_library(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.py").write_text("x = 1\n")
+    lock = tmp_path / "lock.txt"
+    lock.write_text("torch==2.13.0\n")
+
+    def digest(source="s", profile="quick", params=None):
+        params = {"profile": profile} if params is None else params
+        return meta.content_hash(source, profile, params, lib_dir=lib, extra=[lock])
+
+    base = digest()
+    assert digest() == base
+    assert digest(source="t") != base
+    assert digest(profile="paper") != base
+    assert digest(params={"profile": "quick", "N": 3}) != base
+    (lib / "a.py").write_text("x = 2\n")
+    changed_lib = digest()
+    assert changed_lib != base
+    lock.write_text("torch==2.14.0\n")
+    assert digest() != changed_lib
+
+
+def test_reproducibility_page_renders_every_fact():
+    record = meta.make_record(
+        chapter="01_observations",
+        profile="quick",
+        parameters={"profile": "quick", "N": 7},
+        seed=0,
+        seconds=12.5,
+        digest="abc",
+        facts={
+            "device": "Some CPU (2 cores)",
+            "torch": "2.13.0",
+            "hesslib": "0.1.0",
+            "python": "3.11.7",
+            "platform": "Linux x86_64",
+            "git_commit": "0123456789ab",
+        },
+    )
+    page = meta.render_reproducibility([record, {**record, "chapter": "02_x"}], "quick", {})
+    row = next(line for line in page.splitlines() if "01_observations" in line)
+    for fact in ("`quick`", "`N=7`", "Some CPU (2 cores)", "2.13.0", "0.1.0", "0123456789ab"):
+        assert fact in row
+    assert "12.5 s" in row and "**25.0 s**" in page
+
+
+# --- the table of contents ---------------------------------------------------------------------
+
+
+def test_toc_lists_exactly_the_existing_chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    (part,) = [p for p in toc["parts"] if p["caption"] == "Chapters"]
+    listed = [entry["file"] for entry in part["chapters"]]
+    existing = [f"notebooks/{ch.name}" for ch in book.find_chapters(ROOT)]
+    assert listed == existing
+    pages = [
+        e["file"] for p in toc["parts"] for e in p["chapters"] if e["file"].startswith("book/")
+    ]
+    for page in pages:
+        generated = page == "book/reproducibility"
+        assert generated or (ROOT / f"{page}.md").is_file(), page
