@@ -52,18 +52,24 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = ap.parse_args()
     device = hl.default_device()
-    res: dict = {"setting": {k: getattr(args, k) for k in ("N", "d", "C", "m", "loss")},
-                 "torch": torch.__version__, "device": hl.device_name(device),
-                 "threads": torch.get_num_threads()}
+    res: dict = {
+        "setting": {k: getattr(args, k) for k in ("N", "d", "C", "m", "loss")},
+        "torch": torch.__version__,
+        "device": hl.device_name(device),
+        "threads": torch.get_num_threads(),
+    }
 
     data = hl.gaussian_data(args.N, args.d, args.C, seed=0, device=device)
     net = hl.one_hidden_net(args.d, args.m, args.C, seed=1, device=device)
     P = net.layout().num_params
     res["setting"]["P"] = P
-    t64, H = _timed(lambda: hl.closed_form_hessian(net, data.X, data.y, loss=args.loss), args.repeat)
+    t64, H = _timed(
+        lambda: hl.closed_form_hessian(net, data.X, data.y, loss=args.loss), args.repeat
+    )
     net32 = hl.OneHiddenNet(net.W.detach().float(), net.V.detach().float())
-    t32, H32 = _timed(lambda: hl.closed_form_hessian(net32, data.X.float(), data.y, loss=args.loss),
-                      args.repeat)
+    t32, H32 = _timed(
+        lambda: hl.closed_form_hessian(net32, data.X.float(), data.y, loss=args.loss), args.repeat
+    )
     res["closed_form_float64_s"] = t64
     res["closed_form_float32_s"] = t32
     res["float32_max_rel_err"] = float((H32.double() - H).abs().max() / H.abs().max())
@@ -75,8 +81,11 @@ def main() -> None:
     cols = torch.arange(k, device=device) * (P // k)
     E = _unit_columns(P, cols, theta.dtype, device)
     chunk = 500
-    t_hvp, Hc = _timed(lambda: torch.cat([hl.hvp(f, theta, E[:, i:i + chunk])
-                                          for i in range(0, k, chunk)], dim=1))
+    t_hvp, Hc = _timed(
+        lambda: torch.cat(
+            [hl.hvp(f, theta, E[:, i : i + chunk]) for i in range(0, k, chunk)], dim=1
+        )
+    )
     res["batched_hvp_columns"] = k
     res["batched_hvp_s"] = t_hvp * P / k
     res["batched_hvp_extrapolated"] = k < P
@@ -89,7 +98,10 @@ def main() -> None:
     res["loop_columns"] = kl
     res["loop_s"] = t_loop * P / kl
     res["max_abs_diff_closed_vs_loop"] = float((Hl - H[:, list(lcols)]).abs().max())
-    print(f"per-column loop: {t_loop:.2f} s for {kl} columns -> {res['loop_s']:.0f} s for {P} (extrapolated)")
+    print(
+        f"per-column loop: {t_loop:.2f} s for {kl} columns -> "
+        f"{res['loop_s']:.0f} s for {P} (extrapolated)"
+    )
     res["ratio_loop_over_closed_float64"] = res["loop_s"] / t64
     res["ratio_loop_over_closed_float32"] = res["loop_s"] / t32
     res["ratio_hvp_over_closed_float64"] = res["batched_hvp_s"] / t64
@@ -106,16 +118,25 @@ def main() -> None:
     except RuntimeError as exc:  # out of memory on small machines
         t_func = float("nan")
         res["ref_error"] = str(exc)[:200]
-    res["ref_setting"] = {"N": args.N, "d": args.ref_d, "C": args.ref_C, "m": args.m,
-                          "P": rnet.layout().num_params}
+    res["ref_setting"] = {
+        "N": args.N,
+        "d": args.ref_d,
+        "C": args.ref_C,
+        "m": args.m,
+        "P": rnet.layout().num_params,
+    }
     res["ref_torch_func_hessian_s"] = t_func
     res["ref_closed_form_s"] = t_ref_cf
     res["ratio_torch_func_over_closed"] = t_func / t_ref_cf
-    print(f"reference P={res['ref_setting']['P']}: torch.func.hessian {t_func:.2f} s, "
-          f"closed form {t_ref_cf:.3f} s -> {res['ratio_torch_func_over_closed']:.0f}x")
-    print(f"ratios: loop/closed {res['ratio_loop_over_closed_float64']:.0f}x (float64), "
-          f"{res['ratio_loop_over_closed_float32']:.0f}x (float32); "
-          f"batched-HVP/closed {res['ratio_hvp_over_closed_float64']:.1f}x")
+    print(
+        f"reference P={res['ref_setting']['P']}: torch.func.hessian {t_func:.2f} s, "
+        f"closed form {t_ref_cf:.3f} s -> {res['ratio_torch_func_over_closed']:.0f}x"
+    )
+    print(
+        f"ratios: loop/closed {res['ratio_loop_over_closed_float64']:.0f}x (float64), "
+        f"{res['ratio_loop_over_closed_float32']:.0f}x (float32); "
+        f"batched-HVP/closed {res['ratio_hvp_over_closed_float64']:.1f}x"
+    )
     if args.json:
         print(json.dumps(res))
 

@@ -4,24 +4,58 @@ Import it as ``import hesslib as hl``. Each module defines its public names in `
 they are re-exported here, grouped by module (see ``_MODULES``).
 """
 
-from . import blocks, closed_form, data, device, hessian, losses, models, profiles
+from . import (  # noqa: E402  # noqa: E402
+    blocks,
+    cifar,  # noqa: E402
+    closed_form,
+    data,
+    deep,
+    device,
+    distributed,
+    distributed_spectra,
+    dynamics,
+    graphs,  # noqa: E402
+    hessian,
+    losses,
+    models,
+    observations,  # noqa: E402
+    profiles,
+    static,
+    train,
+)
 from . import plotting as plot
 from .blocks import *  # noqa: F403
+from .cifar import *  # noqa: F403, E402
 from .closed_form import *  # noqa: F403
 from .data import *  # noqa: F403
+from .deep import *  # noqa: F403, E402
 from .device import *  # noqa: F403
+from .distributed import *  # noqa: F403, E402
+from .distributed_spectra import *  # noqa: F403, E402
+from .dynamics import *  # noqa: F403, E402
+from .graphs import *  # noqa: F403, E402
 from .hessian import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .models import *  # noqa: F403
+from .observations import *  # noqa: F403, E402
 from .profiles import *  # noqa: F403
 
 # chapter modules: one "from .name import *" line each, and the module in _EXTRA below
+from .static import *  # noqa: F403
+from .train import *  # noqa: F403, E402
+
 # (end of chapter modules)
 
 __version__ = "0.1.0"
 
 _MODULES = [device, data, models, losses, hessian, closed_form, blocks, profiles]
 _EXTRA: list = []  # chapter modules appended here, e.g. [rmt, spectrum]
+_EXTRA.append(static)
+_EXTRA.append(cifar)
+_EXTRA.append(observations)
+_EXTRA.append(graphs)
+_EXTRA += [distributed, distributed_spectra]
+_EXTRA += [deep, dynamics, train]
 
 __all__ = ["plot", "__version__"] + [
     name for module in _MODULES + _EXTRA for name in module.__all__

@@ -23,12 +23,14 @@ def check_num_classes(num_classes: object) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise TypeError(f"num_classes must be an int >= 2, got {num_classes!r}")
     if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2 (a classifier needs two classes), got {num_classes}")
+        raise ValueError(
+            f"num_classes must be >= 2 (a classifier needs two classes), got {num_classes}"
+        )
     return num_classes
 
 
 def check_labels(y: object, N: int, num_classes: int) -> torch.Tensor:
-    """Raise unless ``y`` is an integer vector of length ``N`` with values in ``[0, num_classes)``."""
+    """Raise unless ``y`` is an integer vector of length ``N`` with values in ``[0, C)``."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor of class indices, got {type(y).__name__}")
     if y.ndim != 1 or y.shape[0] != N:

@@ -18,8 +18,15 @@ import torch
 
 from ._checks import check_matrix
 
-__all__ = ["BlockLayout", "BlockStats", "block_norms", "block_stats", "block_ratio", "stats_from_norms",
-           "diag_mass_fraction"]
+__all__ = [
+    "BlockLayout",
+    "BlockStats",
+    "block_norms",
+    "block_stats",
+    "block_ratio",
+    "stats_from_norms",
+    "diag_mass_fraction",
+]
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,9 @@ class BlockLayout:
     @classmethod
     def from_named_sizes(cls, named: list[tuple[str, int]], group: str = "all") -> BlockLayout:
         """One block per ``(name, size)`` pair, all in one group (e.g. modules of a network)."""
-        return cls(tuple(s for _, s in named), tuple(n for n, _ in named), ((group, 0, len(named)),))
+        return cls(
+            tuple(s for _, s in named), tuple(n for n, _ in named), ((group, 0, len(named)),)
+        )
 
     @property
     def num_params(self) -> int:
@@ -99,7 +108,9 @@ class BlockLayout:
     def subset(self, name: str) -> BlockLayout:
         """The layout of group ``name`` alone (for the sub-matrix ``H[s, s]``)."""
         start, stop = self.group(name)
-        return BlockLayout(self.sizes[start:stop], self.names[start:stop], ((name, 0, stop - start),))
+        return BlockLayout(
+            self.sizes[start:stop], self.names[start:stop], ((name, 0, stop - start),)
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +148,9 @@ def block_norms(H: torch.Tensor, layout: BlockLayout, *, chunk_rows: int = 2048)
     off = torch.tensor(layout.offsets, device=H.device)
     B = layout.num_blocks
     sq = torch.zeros(B, B, dtype=torch.float64, device=H.device)
-    owner = torch.repeat_interleave(torch.arange(B, device=H.device),
-                                    torch.tensor(layout.sizes, device=H.device))  # (P,)
+    owner = torch.repeat_interleave(
+        torch.arange(B, device=H.device), torch.tensor(layout.sizes, device=H.device)
+    )  # (P,)
     for r0 in range(0, H.shape[0], chunk_rows):
         rows = H[r0 : r0 + chunk_rows].to(torch.float64).pow(2)  # (r, P)
         cs = torch.nn.functional.pad(rows.cumsum(dim=1), (1, 0))  # (r, P + 1)

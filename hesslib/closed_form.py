@@ -13,7 +13,8 @@ Since ReLU is piecewise linear, the only second derivative of ``f`` is
 
 .. math::
     H_{v_c v_{c'}} &= \tfrac1N \textstyle\sum_n S_n[c,c']\, a_n a_n^\top, \\
-    H_{w_k w_{k'}} &= \tfrac1N \textstyle\sum_n (V^\top S_n V)_{kk'} D_{nk} D_{nk'}\, x_n x_n^\top, \\
+    H_{w_k w_{k'}} &= \tfrac1N \textstyle\sum_n (V^\top S_n V)_{kk'} D_{nk} D_{nk'}\,
+        x_n x_n^\top, \\
     H_{w_k v_c} &= \tfrac1N \textstyle\sum_n (V^\top S_n)_{kc} D_{nk}\, x_n a_n^\top
         \;+\; \tfrac1N \textstyle\sum_n g_{nc} D_{nk}\, x_n e_k^\top .
 
@@ -33,8 +34,14 @@ from ._checks import check_labels, check_loss, check_matrix, check_num_classes
 from .hessian import check_memory
 from .models import LinearNet, OneHiddenNet
 
-__all__ = ["HessianBlocks", "closed_form_hessian", "closed_form_blocks", "hwv_decomposition",
-           "linear_hessian", "one_hidden_hessian"]
+__all__ = [
+    "HessianBlocks",
+    "closed_form_hessian",
+    "closed_form_blocks",
+    "hwv_decomposition",
+    "linear_hessian",
+    "one_hidden_hessian",
+]
 
 
 @dataclass(frozen=True)
@@ -72,8 +79,10 @@ def _check_inputs(X, y, num_classes, loss, params: dict[str, torch.Tensor]) -> N
     for name, P in params.items():
         check_matrix(name, P)
         if P.dtype != X.dtype or P.device != X.device:
-            raise TypeError(f"{name} must have X's dtype/device ({X.dtype}, {X.device}), "
-                            f"got ({P.dtype}, {P.device})")
+            raise TypeError(
+                f"{name} must have X's dtype/device ({X.dtype}, {X.device}), "
+                f"got ({P.dtype}, {P.device})"
+            )
 
 
 def _weighted_gram_sym(B: torch.Tensor, out: torch.Tensor, *, scale: float, chunk: int = 1024):
@@ -107,7 +116,11 @@ def _class_blocks(A: torch.Tensor, p: torch.Tensor | None, num_classes: int, out
 
 
 def linear_hessian(
-    X: torch.Tensor, y: torch.Tensor, V: torch.Tensor, *, loss: str = "ce",  # noqa: N803
+    X: torch.Tensor,
+    y: torch.Tensor,
+    V: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
     max_bytes: int | None = None,
 ) -> torch.Tensor:
     """Closed-form Hessian of cases 1 (MSE) and 2 (CE): linear model ``f(x) = V x``.
@@ -128,8 +141,12 @@ def linear_hessian(
         raise ValueError(f"V must have shape (C, {X.shape[1]}) to match X, got {tuple(V.shape)}")
     C, d = V.shape
     P = C * d
-    check_memory(P * P * X.element_size(), what=f"a dense {P}x{P} Hessian", device=X.device,
-                 max_bytes=max_bytes)
+    check_memory(
+        P * P * X.element_size(),
+        what=f"a dense {P}x{P} Hessian",
+        device=X.device,
+        max_bytes=max_bytes,
+    )
     _, p = _residual_and_curvature(X @ V.T, y, loss)
     H = torch.empty(P, P, dtype=X.dtype, device=X.device)
     return _class_blocks(X, p, C, H)
@@ -165,10 +182,16 @@ def one_hidden_hessian(
     N, d = X.shape
     m = W.shape[0]
     if W.shape[1] != d or V.shape[1] != m:
-        raise ValueError(f"W must be (m, {d}) and V (C, m): got W {tuple(W.shape)}, V {tuple(V.shape)}")
+        raise ValueError(
+            f"W must be (m, {d}) and V (C, m): got W {tuple(W.shape)}, V {tuple(V.shape)}"
+        )
     Pw, Pv = m * d, C * m
-    check_memory((Pw + Pv) ** 2 * X.element_size(), what=f"a dense {Pw + Pv}x{Pw + Pv} Hessian",
-                 device=X.device, max_bytes=max_bytes)
+    check_memory(
+        (Pw + Pv) ** 2 * X.element_size(),
+        what=f"a dense {Pw + Pv}x{Pw + Pv} Hessian",
+        device=X.device,
+        max_bytes=max_bytes,
+    )
     Z = X @ W.T  # (N, m)
     D = (Z > 0).to(X.dtype)  # (N, m)
     A = Z * D  # (N, m)
@@ -228,7 +251,12 @@ def _fill_hwv(X, D, A, V, g, p, out, *, include_rest: bool, include_residual: bo
 
 
 def hwv_decomposition(
-    X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, V: torch.Tensor, *, loss: str = "ce",  # noqa: N803
+    X: torch.Tensor,
+    y: torch.Tensor,
+    W: torch.Tensor,
+    V: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``H_wv`` into the residual term (one non-zero column per block) and the rest.
 

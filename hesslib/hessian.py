@@ -72,7 +72,9 @@ def hvp(f: ScalarFn, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """
     check_matrix("theta", theta, ndim=1)
     if v.ndim not in (1, 2) or v.shape[0] != theta.shape[0]:
-        raise ValueError(f"v must have shape ({theta.shape[0]},) or ({theta.shape[0]}, k), got {tuple(v.shape)}")
+        raise ValueError(
+            f"v must have shape ({theta.shape[0]},) or ({theta.shape[0]}, k), got {tuple(v.shape)}"
+        )
 
     def single(u: torch.Tensor) -> torch.Tensor:
         return jvp(grad(f), (theta,), (u,))[1]
@@ -148,8 +150,12 @@ def full_hessian(
     """
     check_matrix("theta", theta, ndim=1)
     P = theta.shape[0]
-    check_memory(P * P * theta.element_size(), what=f"a dense {P}x{P} Hessian",
-                 device=theta.device, max_bytes=max_bytes)
+    check_memory(
+        P * P * theta.element_size(),
+        what=f"a dense {P}x{P} Hessian",
+        device=theta.device,
+        max_bytes=max_bytes,
+    )
     if chunk_size is None:
         chunk_size = max(1, min(P, (256 * 2**20) // max(1, P * theta.element_size())))
     check_positive_int("chunk_size", chunk_size)

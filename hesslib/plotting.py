@@ -17,7 +17,9 @@ from .blocks import BlockLayout
 __all__ = ["pool_abs", "heatmap", "block_norm_map", "ratio_vs_c"]
 
 
-def pool_abs(H: torch.Tensor, *, max_pixels: int = 800, mode: str = "max") -> tuple[np.ndarray, int]:
+def pool_abs(
+    H: torch.Tensor, *, max_pixels: int = 800, mode: str = "max"
+) -> tuple[np.ndarray, int]:
     """``|H|`` pooled to at most ``max_pixels`` per side (max- or mean-abs pooling).
 
     A 25 000² Hessian cannot be drawn pixel per entry; pooling keeps isolated large entries
@@ -129,10 +131,18 @@ def block_norm_map(
     B = M.shape[0]
     annotate = B <= 10 if annotate is None else annotate
     data = np.log10(np.maximum(M, M.max() * 1e-12)) if log else M
-    sns.heatmap(data, ax=ax, cmap="magma", square=True, annot=annotate, fmt=".2g",
-                cbar_kws={"label": "log10 ‖H_ij‖_F" if log else "‖H_ij‖_F"},
-                xticklabels=labels if labels is not None else "auto",
-                yticklabels=labels if labels is not None else "auto", annot_kws={"size": 7})
+    sns.heatmap(
+        data,
+        ax=ax,
+        cmap="magma",
+        square=True,
+        annot=annotate,
+        fmt=".2g",
+        cbar_kws={"label": "log10 ‖H_ij‖_F" if log else "‖H_ij‖_F"},
+        xticklabels=labels if labels is not None else "auto",
+        yticklabels=labels if labels is not None else "auto",
+        annot_kws={"size": 7},
+    )
     if title:
         ax.set_title(title, fontsize=9)
     return ax

@@ -1,4 +1,4 @@
-"""Profiles of a chapter: ``quick`` (tests, CI), ``default`` (the published CPU build), ``paper``."""
+"""Chapter profiles: ``quick`` (tests, CI), ``default`` (the published CPU build), ``paper``."""
 
 from __future__ import annotations
 

@@ -91,8 +91,14 @@ assert err < 1e-10
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Absolute values of the Hessian at random initialisation in the Gaussian setting, CE (left) and MSE (right). Thin lines separate the neuron blocks $H_{w_iw_i}$ (top-left group) and the class blocks $H_{v_cv_c}$ (bottom-right group); the colour scale saturates at 1/100 of the largest entry and large matrices are max-pooled to screen resolution.", "name": "fig-01-gaussian"}}
 fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 for ax, loss in zip(axes, ("ce", "mse")):
-    hl.plot.heatmap(H[loss], layout, ax=ax, clip=1 / 100, grid="groups",
-                    title=f"{loss.upper()}: {data.name}, m={cfg.m}")
+    hl.plot.heatmap(
+        H[loss],
+        layout,
+        ax=ax,
+        clip=1 / 100,
+        grid="groups",
+        title=f"{loss.upper()}: {data.name}, m={cfg.m}",
+    )
 plt.tight_layout()
 plt.show()
 
@@ -121,13 +127,17 @@ plt.show()
 
 # %%
 stats = {
-    (loss, g): hl.block_stats(H[loss], layout, group=g) for loss in ("ce", "mse") for g in ("W", "V")
+    (loss, g): hl.block_stats(H[loss], layout, group=g)
+    for loss in ("ce", "mse")
+    for g in ("W", "V")
 }
 for (loss, g), s in stats.items():
-    print(f"{loss:>3} H_{g.lower()}{g.lower()}: ratio {s.rms_ratio:.4f}, diagonal mass {s.diag_mass:.3f}")
+    print(
+        f"{loss:>3} H_{g.lower()}{g.lower()}: ratio {s.rms_ratio:.4f}, diagonal mass {s.diag_mass:.3f}"
+    )
     glue(f"ch01_ratio_{loss}_{g.lower()}{g.lower()}", s.rms_ratio, display=False)
     glue(f"ch01_mass_{loss}_{g.lower()}{g.lower()}", s.diag_mass, display=False)
-    mblocks = (layout.group(g)[1] - layout.group(g)[0])
+    mblocks = layout.group(g)[1] - layout.group(g)[0]
     assert abs(s.diag_mass - 1 / (1 + (mblocks - 1) * s.rms_ratio**2)) < 1e-9
 
 # %% [markdown]
@@ -191,7 +201,9 @@ assert abs(1 / (1 + (B_half - 1) * r**2) - 0.5) < 1e-12
 
 # %% tags=["hide-input"]
 Hvv = H["mse"][layout.param_slice("V"), layout.param_slice("V")]
-diag_blocks = torch.stack([Hvv[c * cfg.m:(c + 1) * cfg.m, c * cfg.m:(c + 1) * cfg.m] for c in range(cfg.C)])
+diag_blocks = torch.stack(
+    [Hvv[c * cfg.m : (c + 1) * cfg.m, c * cfg.m : (c + 1) * cfg.m] for c in range(cfg.C)]
+)
 spread = float((diag_blocks - diag_blocks[0]).abs().max())
 print(f"largest difference between class blocks: {spread:.1e}")
 assert spread == 0.0

@@ -26,7 +26,10 @@ def test_one_hidden_matches_autograd(problem, loss):
     _close(blocks.Hww, ref[:Pw, :Pw])
     _close(blocks.Hwv, ref[:Pw, Pw:])
     _close(blocks.Hvv, ref[Pw:, Pw:])
-    assert torch.equal(blocks.dense, blocks.dense.T) or float((blocks.dense - blocks.dense.T).abs().max()) < 1e-14
+    assert (
+        torch.equal(blocks.dense, blocks.dense.T)
+        or float((blocks.dense - blocks.dense.T).abs().max()) < 1e-14
+    )
 
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])

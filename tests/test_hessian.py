@@ -21,7 +21,9 @@ def test_full_hessian_matches_torch_func(problem, loss, chunk_size):
 
 def test_model_hessian_on_an_arbitrary_module():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
+    ).double()
     X = torch.randn(10, 3)
     y = torch.randint(3, (10,))
     H = hl.model_hessian(model, X, y, "ce")
@@ -46,7 +48,9 @@ def test_naive_loop_columns(problem):
     f, theta = hl.flat_loss(net, data.X, data.y, "mse")
     ref = hl.hessian_reference(f, theta)
     cols = range(0, theta.numel(), 2)
-    assert torch.allclose(hl.hessian_loop(f, theta, cols), ref[:, list(cols)], rtol=1e-10, atol=1e-13)
+    assert torch.allclose(
+        hl.hessian_loop(f, theta, cols), ref[:, list(cols)], rtol=1e-10, atol=1e-13
+    )
 
 
 def test_memory_guard_names_bytes():

@@ -43,6 +43,8 @@ def test_heatmap_draws_grid_and_states_pooling():
 def test_block_norm_map_and_ratio_plot():
     ax = hl.plot.block_norm_map(torch.rand(4, 4) + 0.1, log=True, title="t")
     assert ax.get_title() == "t"
-    ax = hl.plot.ratio_vs_c([2, 10, 100], [0.5, 0.1, 0.01], label="x", band=([0.4, 0.09, 0.009], [0.6, 0.11, 0.011]))
+    ax = hl.plot.ratio_vs_c(
+        [2, 10, 100], [0.5, 0.1, 0.01], label="x", band=([0.4, 0.09, 0.009], [0.6, 0.11, 0.011])
+    )
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     plt.close("all")
