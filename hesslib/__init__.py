@@ -12,15 +12,19 @@ from . import (  # noqa: E402  # noqa: E402
     deep,
     device,
     distributed,
-    distributed_spectra,
+    distributed_ops,
     dynamics,
+    graph_plots,  # noqa: E402
     graphs,  # noqa: E402
     hessian,
+    levels,
     losses,
     models,
     observations,  # noqa: E402
     profiles,
+    spectra_io,
     static,
+    static_sweep,
     train,
 )
 from . import plotting as plot
@@ -31,17 +35,21 @@ from .data import *  # noqa: F403
 from .deep import *  # noqa: F403, E402
 from .device import *  # noqa: F403
 from .distributed import *  # noqa: F403, E402
-from .distributed_spectra import *  # noqa: F403, E402
+from .distributed_ops import *  # noqa: F403, E402
 from .dynamics import *  # noqa: F403, E402
+from .graph_plots import *  # noqa: F403, E402
 from .graphs import *  # noqa: F403, E402
 from .hessian import *  # noqa: F403
+from .levels import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .models import *  # noqa: F403
 from .observations import *  # noqa: F403, E402
 from .profiles import *  # noqa: F403
+from .spectra_io import *  # noqa: F403, E402
 
 # chapter modules: one "from .name import *" line each, and the module in _EXTRA below
 from .static import *  # noqa: F403
+from .static_sweep import *  # noqa: F403
 from .train import *  # noqa: F403, E402
 
 # (end of chapter modules)
@@ -51,10 +59,13 @@ __version__ = "0.1.0"
 _MODULES = [device, data, models, losses, hessian, closed_form, blocks, profiles]
 _EXTRA: list = []  # chapter modules appended here, e.g. [rmt, spectrum]
 _EXTRA.append(static)
+_EXTRA.append(static_sweep)
+_EXTRA.append(levels)
 _EXTRA.append(cifar)
 _EXTRA.append(observations)
 _EXTRA.append(graphs)
-_EXTRA += [distributed, distributed_spectra]
+_EXTRA.append(graph_plots)
+_EXTRA += [distributed, distributed_ops, spectra_io]
 _EXTRA += [deep, dynamics, train]
 
 __all__ = ["plot", "__version__"] + [

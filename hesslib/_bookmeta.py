@@ -22,6 +22,8 @@ from typing import Any
 META_KEY = "hesslib"
 # Bump when the execution procedure changes in a way that should invalidate every cache.
 CACHE_FORMAT = 1
+# The build machinery itself: chapters never import it, so editing it re-executes nothing.
+BUILD_MODULES = frozenset({"book.py", "_bookmeta.py"})
 
 
 def content_hash(
@@ -33,14 +35,16 @@ def content_hash(
         source: the chapter's jupytext source text.
         profile: the profile it is executed at.
         parameters: every parameter papermill injects (``profile`` included).
-        lib_dir: the directory of the hesslib package the kernel imports; all its ``*.py``.
+        lib_dir: the directory of the hesslib package the kernel imports; all its ``*.py``
+            except the build's own modules (``BUILD_MODULES``).
         extra: further files that matter (the lock file); missing ones are skipped.
     """
     h = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "profile": profile, "parameters": parameters}
     h.update(json.dumps(head, sort_keys=True, default=repr).encode())
     h.update(b"\0source\0" + source.encode())
-    for path in sorted(lib_dir.glob("*.py")) + [p for p in extra if p.is_file()]:
+    library = [p for p in sorted(lib_dir.glob("*.py")) if p.name not in BUILD_MODULES]
+    for path in library + [p for p in extra if p.is_file()]:
         h.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 

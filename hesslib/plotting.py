@@ -32,11 +32,15 @@ def pool_abs(
         raise ValueError(f"mode must be 'max' or 'mean', got {mode!r}")
     P = H.shape[0]
     factor = max(1, math.ceil(P / max_pixels))
-    A = H.detach().abs()
     if factor == 1:
-        return A.to(torch.float64).cpu().numpy(), 1
+        return H.detach().abs().to(torch.float64).cpu().numpy(), 1
     pool = torch.nn.functional.max_pool2d if mode == "max" else torch.nn.functional.avg_pool2d
-    img = pool(A[None, None].to(torch.float32), factor, ceil_mode=True)[0, 0]
+    rows = factor * max(1, (64 * 2**20) // (4 * P * factor))  # row panels of ~64 MB, whole tiles
+    panels = []
+    for r0 in range(0, P, rows):
+        panel = H[r0 : r0 + rows].detach().abs().to(torch.float32)  # (rows, P)
+        panels.append(pool(panel[None, None], factor, ceil_mode=True)[0, 0])
+    img = torch.cat(panels, dim=0)  # (ceil(P / factor), ceil(P / factor))
     return img.to(torch.float64).cpu().numpy(), factor
 
 

@@ -41,11 +41,19 @@ N = None  # samples
 d = None  # input dimension
 C = None  # classes
 m = None  # hidden neurons
+download = None  # fetch CIFAR-100 if missing (None: the HESSLIB_DOWNLOAD environment variable)
+cifar_root = None  # where the CIFAR-100 archive is (None: HESSLIB_CIFAR100, then the user cache)
+fig1_N = None  # CIFAR-100 images in Fig. 1
 
 # %%
+import gc
+
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
+from IPython.display import Markdown
 from myst_nb import glue
+from tqdm.auto import tqdm
 
 import hesslib as hl
 
@@ -54,7 +62,11 @@ PROFILES = {
     "default": {"N": 5000, "d": 500, "C": 500, "m": 8},  # the talk's Gaussian setting
     "paper": {"N": 5000, "d": 500, "C": 500, "m": 8},
 }
-cfg = hl.resolve_profile(profile, PROFILES, N=N, d=d, C=C, m=m)
+# paper Fig. 1 (CIFAR-100 images, side in pixels after pooling) and the phase transition (pt_*)
+PROFILES["quick"] |= {"fig1_N": 32, "fig1_size": 8, "pt_N": 200, "pt_d": 8, "pt_seeds": 2}
+PROFILES["default"] |= {"fig1_N": 128, "fig1_size": 32, "pt_N": 1000, "pt_d": 10, "pt_seeds": 5}
+PROFILES["paper"] |= {"fig1_N": 128, "fig1_size": 32, "pt_N": 1000, "pt_d": 10, "pt_seeds": 20}
+cfg = hl.resolve_profile(profile, PROFILES, N=N, d=d, C=C, m=m, fig1_N=fig1_N)
 device = hl.default_device()
 print("device:", hl.device_name(device))
 
@@ -171,6 +183,225 @@ assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
 # Across all {glue:text}`ch01_num_blocks` blocks of the {glue:text}`ch01_P`-parameter CE
 # Hessian, a fraction {glue:text}`ch01_mass_all_ce:.3f` of the squared Frobenius norm lies on
 # the diagonal blocks.
+
+# %% [markdown]
+# ## Paper Fig. 1: one hidden layer on CIFAR-100
+#
+# The figure that opens {cite}`dong2025hessian` uses real images instead of Gaussian noise:
+# $N = 128$ training images of CIFAR-100 {cite}`krizhevsky2009learning`, each flattened to
+# $d = 3\cdot 32\cdot 32 = 3072$ numbers mapped to $[-1, 1]$ on every colour channel, $C = 100$
+# classes, and the network above with $m = 8$ neurons at random initialisation. Its Hessian
+# has $m + C = 108$ diagonal blocks: eight neuron blocks of size 3072 and a hundred class
+# blocks of size 8.
+#
+# `hl.cifar100` reads the official python archive of the dataset and checks its published
+# MD5 checksum. It never downloads on its own: set `download = True` in the parameters cell
+# (or the environment variable `HESSLIB_DOWNLOAD=1`), or point `HESSLIB_CIFAR100` at a copy
+# of `cifar-100-python.tar.gz`. Without the archive, the chapter goes on with a Gaussian
+# stand-in of the same shape. What this build used:
+#
+# :::{note}
+# {glue:md}`ch01_cifar_note`
+# :::
+
+# %%
+cifar = hl.cifar100(
+    cfg.fig1_N,
+    seed=seed,
+    image_size=cfg.fig1_size,
+    download=download,
+    root=cifar_root,
+    device=device,
+    dtype=torch.float32,
+)
+prefix = "**This is a Gaussian stand-in, not CIFAR-100.** " if cifar.is_standin else ""
+glue("ch01_cifar_note", Markdown(prefix + cifar.note), display=False)
+print(cifar.name)
+
+# %% [markdown]
+# With $P = md + Cm$ = {glue:text}`ch01_fig1_P` parameters (input dimension
+# $d$ = {glue:text}`ch01_fig1_d` at this profile), the dense Hessian takes
+# {glue:text}`ch01_fig1_gb:.2g` GB even in float32. We compute it in float32 with the closed
+# form and, in one pass over its rows, keep only what the figure needs: $|H|$ max-pooled to
+# screen resolution, the Frobenius norm of every block, and the output-layer block $H_{vv}$
+# (`hl.one_hidden_summary`); the matrix itself is freed right away, one loss at a time.
+# `benchmarks/bench_fig1.py` measures the time and peak memory of this step at full size.
+
+# %%
+H_mse_vv = H["mse"][layout.param_slice("V"), layout.param_slice("V")].clone()  # for Exercise 2
+del H, E, f, theta  # the Gaussian-setting Hessians are not needed any more
+_ = gc.collect()
+net1 = hl.one_hidden_net(
+    cifar.d, 8, cifar.num_classes, seed=seed + 1, device=device, dtype=torch.float32
+)
+layout1 = net1.layout()
+glue("ch01_fig1_P", layout1.num_params, display=False)
+glue("ch01_fig1_d", cifar.d, display=False)
+glue("ch01_fig1_gb", layout1.num_params**2 * 4 / 1e9, display=False)
+
+# %%
+fig1 = {}
+for loss in ("ce", "mse"):
+    fig1[loss] = hl.one_hidden_summary(
+        net1, cifar.X, cifar.y, loss=loss, title=f"{loss.upper()}, {cifar.name}, m=8"
+    )
+    print(f"{loss}: Hessian in {fig1[loss].seconds:.1f} s")
+_ = gc.collect()
+glue("ch01_fig1_seconds", max(s.seconds for s in fig1.values()), display=False)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Fig. 1 at this profile: the Hessian of a one-hidden-layer net ($m = 8$, $C = 100$) at random initialisation on the images named in the titles (CIFAR-100, or the labelled stand-in described in the note above), CE (top) and MSE (bottom). Left: the full $|H|$, max-pooled to screen resolution and clipped at 1/10 of its maximum (with $N \\ll d$ the largest entries sit on the diagonals of the neuron blocks), with lines between neuron blocks and between the two layers. Middle: the $8\\times 8$ map of neuron-block norms $\\|H_{w_iw_j}\\|_F$, divided by the largest. Right: the output-layer block $|H_{vv}|$, 100 class blocks of size 8, clipped at 1/100.", "name": "fig-01-cifar"}}
+fig, axes = plt.subplots(2, 3, figsize=(13, 8))
+for row, (loss, s) in zip(axes, fig1.items()):
+    hl.draw_summary(s, ax=row[0], clip=1 / 10)
+    Nw = s.group_norms("W")
+    hl.plot.block_norm_map(
+        Nw / Nw.max(), ax=row[1], title=f"{loss.upper()}: neuron-block norms / max"
+    )
+    hl.plot.heatmap(
+        s.kept["V"],
+        layout1.subset("V"),
+        ax=row[2],
+        clip=1 / 100,
+        grid="none",
+        title=f"{loss.upper()}: output layer $H_{{vv}}$",
+    )
+plt.tight_layout()
+plt.show()
+
+# %%
+for loss, s in fig1.items():
+    sw, sv = s.stats("W"), s.stats("V")
+    glue(f"ch01_fig1_ratio_{loss}_ww", sw.rms_ratio, display=False)
+    glue(f"ch01_fig1_mass_{loss}_ww", sw.diag_mass, display=False)
+    glue(f"ch01_fig1_ratio_{loss}_vv", sv.rms_ratio, display=False)
+    glue(f"ch01_fig1_mass_{loss}_all", s.diag_mass(), display=False)
+    print(
+        f"{loss}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass {sw.diag_mass:.3f}), "
+        f"H_vv ratio {sv.rms_ratio:.2e}, whole H diagonal mass {s.diag_mass():.3f}"
+    )
+    Nw = s.group_norms("W")
+    assert bool(
+        (Nw.diagonal()[:, None] > Nw).sum(1).eq(7).all()
+    )  # each neuron block dominates its row
+assert fig1["mse"].stats("V").rms_ratio < 1e-6 and fig1["ce"].stats("V").rms_ratio < 0.1
+
+# %% [markdown]
+# On the data of this build, both losses give the picture of the paper: eight bright neuron blocks in the hidden layer —
+# in every row of the $8\times 8$ map the diagonal block is the largest — and a thin diagonal
+# of 100 class blocks in the output layer. The neuron blocks carry a fraction
+# {glue:text}`ch01_fig1_mass_ce_ww:.3f` (CE) and {glue:text}`ch01_fig1_mass_mse_ww:.3f` (MSE)
+# of the hidden layer's squared Frobenius norm, with off/diagonal block ratios
+# {glue:text}`ch01_fig1_ratio_ce_ww:.3f` and {glue:text}`ch01_fig1_ratio_mse_ww:.3f`. In the
+# output layer the class blocks are exactly decoupled under MSE (ratio
+# {glue:text}`ch01_fig1_ratio_mse_vv:.1e`) and nearly so under CE (ratio
+# {glue:text}`ch01_fig1_ratio_ce_vv:.4f`, of the order of $1/(C-1) \approx 0.01$). Each Hessian took
+# at most {glue:text}`ch01_fig1_seconds:.1f` s to compute here.
+#
+# Real images differ from Gaussian noise in one visible way: pixels are strongly correlated
+# and not centred, so $\frac1N\sum_n x_nx_n^\top$ is far from a multiple of the identity, and
+# the neuron blocks show the texture of the image covariance instead of a clean diagonal.
+# The block structure does not depend on that detail.
+
+# %%
+del cifar, fig1
+_ = gc.collect()
+
+# %% [markdown]
+# ## A phase transition in the number of classes
+#
+# The talk starts from a negative result: for the *linear* model $f(x) = Vx$ with CE on a
+# binary problem, the Hessian shows no block structure at all. For $C = 2$ this is exact.
+# The two softmax probabilities satisfy $p_{n,2} = 1 - p_{n,1}$, so the curvature
+# $S_n = \operatorname{diag}(p_n) - p_np_n^\top$ equals
+# $p_{n,1}p_{n,2}\left(\begin{smallmatrix}1 & -1\\ -1 & 1\end{smallmatrix}\right)$ and
+#
+# $$
+# H_{v_1v_2} = -\frac1N\sum_n p_{n,1}p_{n,2}\,x_nx_n^\top = -H_{v_1v_1}:
+# $$
+#
+# the off-diagonal block is as large as the diagonal ones, the block ratio is exactly 1 and
+# the diagonal blocks carry exactly half of the mass. With $C$ classes and probabilities near
+# $1/C$, the diagonal blocks weigh $p_{n,c}(1 - p_{n,c}) \approx 1/C$ and the off-diagonal
+# ones $p_{n,c}p_{n,c'} \approx 1/C^2$, so the ratio falls like $1/(C-1)$ and the diagonal mass
+# rises towards $(C-1)/C$ (Exercise 4). {numref}`fig-01-phase` shows the Hessian for
+# $C = 2, 10, 100$ on Gaussian data ($N$ = {glue:text}`ch01_pt_N`, $d$ = {glue:text}`ch01_pt_d`).
+
+# %%
+pt_H, pt_stats = {}, {}
+for C_ in (2, 10, 100):
+    data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device)
+    lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
+    pt_H[C_] = (hl.closed_form_hessian(lin, data_c.X, data_c.y, loss="ce"), lin.layout())
+    pt_stats[C_] = hl.block_stats(*pt_H[C_])
+    glue(f"ch01_pt_mass_C{C_}", pt_stats[C_].diag_mass, display=False)
+    glue(f"ch01_pt_ratio_C{C_}", pt_stats[C_].rms_ratio, display=False)
+    print(
+        f"C = {C_:3d}: ratio {pt_stats[C_].rms_ratio:.4f}, diagonal mass {pt_stats[C_].diag_mass:.4f}"
+    )
+glue("ch01_pt_N", cfg.pt_N, display=False)
+glue("ch01_pt_d", cfg.pt_d, display=False)
+assert abs(pt_stats[2].rms_ratio - 1) < 1e-9 and abs(pt_stats[2].diag_mass - 0.5) < 1e-9
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Linear model + CE at random initialisation on Gaussian data, for $C = 2$, 10 and 100 classes (left to right): $|H|$ with lines between the class blocks (each of size $d$), clipped at 1/10 of the maximum (each block is close to a multiple of $\\frac1N\\sum_n x_nx_n^\\top \\approx I$, hence the bright diagonals). At $C = 2$ the off-diagonal blocks mirror the diagonal ones; as $C$ grows the mass concentrates on the diagonal blocks.", "name": "fig-01-phase"}}
+fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+for ax, (C_, (H_c, lay_c)) in zip(axes, pt_H.items()):
+    s = pt_stats[C_]
+    hl.plot.heatmap(
+        H_c,
+        lay_c,
+        ax=ax,
+        clip=1 / 10,
+        grid="groups_and_blocks" if C_ <= 10 else "none",
+        title=f"C = {C_}: ratio {s.rms_ratio:.3f}, diagonal mass {s.diag_mass:.3f}",
+    )
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The numbers in the panel titles make the transition quantitative: the diagonal blocks hold
+# {glue:text}`ch01_pt_mass_C2:.3f` of the squared Frobenius norm at $C = 2$,
+# {glue:text}`ch01_pt_mass_C10:.3f` at $C = 10$ and {glue:text}`ch01_pt_mass_C100:.4f` at
+# $C = 100$. To follow the curve further we do not need the Hessian itself: for this model
+# the diagonal and total block masses are sums over pairs of samples of
+# $(x_n^\top x_{n'})^2$ times simple functions of $p_n$ and $p_{n'}$
+# (`hl.ce_class_block_mass`), which costs $O(N^2 C)$ instead of the $(Cd)^2$ entries of $H$.
+# The cell checks it against the dense Hessians above, then sweeps $C$ up to 1000 over
+# {glue:text}`ch01_pt_seeds` seeds.
+
+# %%
+for C_, (H_c, lay_c) in pt_H.items():
+    data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device)
+    lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
+    gram = hl.ce_class_block_mass(data_c.X, lin(data_c.X).detach())
+    assert abs(gram.diag_mass - pt_stats[C_].diag_mass) < 1e-10
+    assert abs(gram.rms_ratio - pt_stats[C_].rms_ratio) < 1e-8
+del pt_H
+Cs_sweep = [2, 3, 5, 10, 20, 50, 100, 200, 500, 1000]
+mass_sweep = torch.zeros(len(Cs_sweep), cfg.pt_seeds, dtype=torch.float64)
+for i, j in tqdm(list(np.ndindex(*mass_sweep.shape)), desc="C sweep"):
+    data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j, device=device)
+    lin = hl.linear_net(cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j + 1, device=device)
+    mass_sweep[i, j] = hl.ce_class_block_mass(data_c.X, lin(data_c.X).detach()).diag_mass
+glue("ch01_pt_seeds", cfg.pt_seeds, display=False)
+glue("ch01_pt_mass_C1000", float(mass_sweep[-1].mean()), display=False)
+assert bool((mass_sweep.mean(1).diff() > 0).all())  # the diagonal mass grows with C
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Fraction of the squared Frobenius norm of the linear-model CE Hessian on its $C$ diagonal blocks, against the number of classes $C$ (log axis); mean over seeds with the min–max band, and the value $(C-1)/C$ for uniform probabilities.", "name": "fig-01-phase-mass"}}
+ax = plt.subplots(figsize=(5.5, 3.6))[1]
+ax.plot(Cs_sweep, mass_sweep.mean(1), "o-", label="measured (linear + CE, random init)")
+ax.fill_between(Cs_sweep, mass_sweep.min(1).values, mass_sweep.max(1).values, alpha=0.25)
+ax.plot(Cs_sweep, [(c - 1) / c for c in Cs_sweep], "k--", label="$(C-1)/C$ (uniform $p$)")
+ax.set(xscale="log", xlabel="number of classes C", ylabel="diagonal-block mass fraction")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The mass fraction climbs from exactly one half at $C = 2$ to
+# {glue:text}`ch01_pt_mass_C1000:.4f` at $C = 1000$, close to the uniform-probability value
+# $(C-1)/C$: large $C$ is what makes the Hessian of this model near-block-diagonal. Chapter 02
+# explains the part of the pattern that linear algebra alone predicts, and chapter 04 turns the
+# role of $C$ into rates for all four cases.
 #
 # ## Exercises
 #
@@ -200,10 +431,57 @@ assert abs(1 / (1 + (B_half - 1) * r**2) - 0.5) < 1e-12
 # :::
 
 # %% tags=["hide-input"]
-Hvv = H["mse"][layout.param_slice("V"), layout.param_slice("V")]
+Hvv = H_mse_vv  # H["mse"][V, V], kept when the full Hessians were freed
 diag_blocks = torch.stack(
     [Hvv[c * cfg.m : (c + 1) * cfg.m, c * cfg.m : (c + 1) * cfg.m] for c in range(cfg.C)]
 )
 spread = float((diag_blocks - diag_blocks[0]).abs().max())
 print(f"largest difference between class blocks: {spread:.1e}")
 assert spread == 0.0
+
+# %% [markdown]
+# 3. *The binary case.* Show that for $C = 2$ the linear-model CE Hessian satisfies
+#    $H_{v_1v_2} = -H_{v_1v_1} = -H_{v_2v_2}$ for any data and weights, and deduce its
+#    eigenvectors: what does this say about the two classes' weights?
+#
+# :::{dropdown} Solution
+# With $p_{n,2} = 1 - p_{n,1}$ all three blocks are $\pm\frac1N\sum_n p_{n,1}p_{n,2}x_nx_n^\top
+# =: \pm K$, so $H = \left(\begin{smallmatrix}1 & -1\\ -1 & 1\end{smallmatrix}\right)\otimes K$.
+# Its non-zero eigenvalues are twice those of $K$, with eigenvectors $(u, -u)$; every vector
+# $(u, u)$ is in the kernel — adding the same vector to both rows of $V$ leaves the softmax,
+# hence the loss, unchanged. The cell checks both facts on a fresh $C = 2$ problem.
+# :::
+
+# %% tags=["hide-input"]
+data_2 = hl.gaussian_data(50, 6, 2, seed=seed + 7, device=device)
+lin_2 = hl.linear_net(6, 2, seed=seed + 8, device=device)
+H_2 = hl.closed_form_hessian(lin_2, data_2.X, data_2.y, loss="ce")
+K_2 = H_2[:6, :6]
+assert torch.allclose(H_2[:6, 6:], -K_2, atol=1e-14) and torch.allclose(
+    H_2[6:, 6:], K_2, atol=1e-14
+)
+u = torch.randn(6, dtype=H_2.dtype, device=device)
+print("|H (u, u)| =", float((H_2 @ torch.cat([u, u])).norm()))
+assert float((H_2 @ torch.cat([u, u])).norm()) < 1e-12
+
+# %% [markdown]
+# 4. *Uniform probabilities.* Show that if every $p_n$ is uniform ($p_{n,c} = 1/C$), the
+#    diagonal-block mass of the linear-model CE Hessian is exactly $(C-1)/C$, whatever the
+#    data. Which weights give uniform probabilities?
+#
+# :::{dropdown} Solution
+# With $p_n = \mathbf 1/C$, $S_n = \frac1C I - \frac1{C^2}\mathbf 1\mathbf 1^\top$ for every
+# $n$, so $H = S\otimes\Sigma$ with $\Sigma = \frac1N\sum_n x_nx_n^\top$. The blocks are
+# $\frac{C-1}{C^2}\Sigma$ on the diagonal and $-\frac1{C^2}\Sigma$ off it, so the mass is
+# $\frac{C(C-1)^2}{C(C-1)^2 + C(C-1)} = \frac{C-1}{C}$. $V = 0$ (all logits equal) gives
+# uniform probabilities; the cell checks the formula with zero logits.
+# :::
+
+# %% tags=["hide-input"]
+X_u = hl.gaussian_data(60, 5, 2, seed=seed + 9, device=device).X
+for C_ in (2, 7, 50):
+    mass_u = hl.ce_class_block_mass(
+        X_u, torch.zeros(60, C_, dtype=X_u.dtype, device=device)
+    ).diag_mass
+    print(f"C = {C_}: diagonal mass {mass_u:.12f}, (C-1)/C = {(C_ - 1) / C_:.12f}")
+    assert abs(mass_u - (C_ - 1) / C_) < 1e-12

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import hesslib
 from hesslib import _bookmeta as meta
 from hesslib import book
 
@@ -171,6 +174,11 @@ def test_content_hash_covers_source_parameters_and_library(tmp_path):
     assert changed_lib != base
     lock.write_text("torch==2.14.0\n")
     assert digest() != changed_lib
+    unchanged = digest()
+    (lib / "book.py").write_text("# the build itself\n")  # chapters never import it
+    assert digest() == unchanged
+    (lib / "book.py").write_text("# the build, edited\n")
+    assert digest() == unchanged
 
 
 def test_reproducibility_page_renders_every_fact():
@@ -212,3 +220,82 @@ def test_toc_lists_exactly_the_existing_chapters():
     for page in pages:
         generated = page == "book/reproducibility"
         assert generated or (ROOT / f"{page}.md").is_file(), page
+
+
+# --- the API page: docstrings must not break `jupyter-book build -W` ---------------------------
+
+
+@pytest.mark.book
+def test_api_page_builds_without_warnings(tmp_path):
+    """Only the API page, with the book's autodoc settings and -W: seconds, not a whole build.
+
+    A docstring that is not valid reStructuredText (or a name exported twice) fails the book
+    build; this finds it without executing any chapter.
+    """
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    settings = {k: v for k, v in config["config"].items() if k.startswith(("autodoc", "napoleon"))}
+    extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.autosummary"]
+    extensions += ["sphinx.ext.napoleon", "hesslib.book"]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "index.md").write_text((ROOT / "book" / "api.md").read_text())
+    (src / "conf.py").write_text(
+        f"extensions = {extensions!r}\n"
+        + "".join(f"{k} = {v!r}\n" for k, v in settings.items())
+        + "myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence']\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+        + [str(src), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    html = (tmp_path / "out" / "index.html").read_text()
+    for name in hesslib.__all__:
+        if name not in ("plot", "__version__"):
+            assert f'id="hesslib.{name}"' in html, f"hesslib.{name} is not on the API page"
+
+
+# --- the Sphinx side of hesslib.book -------------------------------------------------------------
+
+
+def test_figures_are_numbered_per_chapter():
+    from types import SimpleNamespace
+
+    env = SimpleNamespace(
+        toc_fignumbers={
+            "notebooks/04_static": {"figure": {"b": (9,), "a": (7,)}, "table": {"t": (2,)}},
+            "book/intro": {"figure": {"c": (1,)}},
+        }
+    )
+    assert book._number_by_chapter(None, env) == []
+    assert env.toc_fignumbers["notebooks/04_static"] == {
+        "figure": {"a": (4, 1), "b": (4, 2)},
+        "table": {"t": (4, 1)},
+    }
+    assert env.toc_fignumbers["book/intro"] == {"figure": {"c": (1,)}}
+    assert book.chapter_number("notebooks/04_static") == 4
+    assert book.chapter_number("book/notation") is None
+
+
+def test_chapter_pages_offer_the_py_source(tmp_path):
+    from types import SimpleNamespace
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "04_static.py").write_text("# %%\n")
+    app = SimpleNamespace(srcdir=str(tmp_path))
+    group = {
+        "label": "download-buttons",
+        "buttons": [
+            {"label": "download-source-button", "text": ".ipynb"},
+            {"label": "download-pdf-button", "text": ".pdf"},
+        ],
+    }
+    context = {"header_buttons": [group], "pathto": lambda path, kind: f"../{path}"}
+    book._py_download(app, "notebooks/04_static", "page.html", context, None)
+    assert [b["text"] for b in group["buttons"]] == [".ipynb", ".py", ".pdf"]
+    assert group["buttons"][1]["url"] == "../_sources/notebooks/04_static.py"
+    book._py_download(app, "book/intro", "page.html", context, None)  # not a chapter
+    assert len(group["buttons"]) == 3

@@ -1,0 +1,214 @@
+r"""How training reshapes the Hessian: the ``H_wv`` decomposition along a training run.
+
+For the one-hidden-layer net ``f(x) = V σ(W x)`` (SPEC §3; ``g_n = ∂ℓ/∂f`` is ``p_n − e_{y_n}``
+for CE and ``f(x_n) − e_{y_n}`` for MSE), the cross block splits as (see
+:mod:`hesslib.closed_form`)
+
+.. math::
+    H_{w_k v_c} = \underbrace{\tfrac1N \textstyle\sum_n g_{nc} D_{nk}\, x_n e_k^\top}_{\text{residual term}}
+    \;+\; \underbrace{\tfrac1N \textstyle\sum_n (V^\top S_n)_{kc} D_{nk}\, x_n a_n^\top}_{\text{rest}} .
+
+The residual term lives in the k-th column of each ``d × m`` block and is proportional to the
+residuals ``g``; it is what makes ``H_wv`` look block-circulant at initialisation, and it fades
+when training drives ``g`` to zero (the "dynamic force" of the talk, arXiv 2505.02809 Part II-2).
+The k-th columns stacked over ``c`` form ``R_k = Xᵀ diag(D_{·k}) G / N`` ``(d, C)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .blocks import block_norms, stats_from_norms
+from .closed_form import closed_form_blocks, hwv_decomposition
+from .losses import loss_fn
+from .models import OneHiddenNet
+from .plotting import pool_abs
+
+__all__ = ["HwvNorms", "HessianSnapshot", "hwv_norms", "residual_columns", "hwv_column_norms",
+           "hessian_snapshot", "snapshot_table", "log_correlation"]
+
+
+@dataclass(frozen=True)
+class HwvNorms:
+    """Frobenius norms of ``H_wv`` and of its two parts.
+
+    Attributes:
+        total: ``‖H_wv‖_F``.
+        residual: ``‖residual term‖_F`` (the one-column part, proportional to ``g``).
+        rest: ``‖H_wv − residual term‖_F``.
+        own_column_fraction: share of ``‖H_wv‖_F²`` in the k-th column of the blocks
+            ``H_{w_k v_c}`` (1 = perfectly one-column).
+    """
+
+    total: float
+    residual: float
+    rest: float
+    own_column_fraction: float
+
+
+def _forward_parts(X, y, W, V, loss):  # noqa: N803
+    Z = X @ W.T  # (N, m)
+    D = (Z > 0).to(X.dtype)  # (N, m)
+    F = (Z * D) @ V.T  # (N, C)
+    onehot = torch.nn.functional.one_hot(y, V.shape[0]).to(X.dtype)
+    G = (torch.softmax(F, dim=1) if loss == "ce" else F) - onehot  # (N, C) residuals g
+    return D, G
+
+
+def residual_columns(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, V: torch.Tensor, *,  # noqa: N803
+                     loss: str = "ce") -> torch.Tensor:
+    r"""The non-zero columns of the residual term, :math:`R_k = \frac1N X^\top \mathrm{diag}(D_{\cdot k}) G`.
+
+    Returns:
+        ``(m, d, C)``: ``R[k, :, c]`` is column ``k`` of the residual term's block ``(k, c)``
+        (equal to ``hl.hwv_decomposition(...)[0]`` restricted to those columns).
+    """
+    D, G = _forward_parts(X, y, W, V, loss)
+    return torch.einsum("nk,nd,nc->kdc", D, X, G) / X.shape[0]  # (m, d, C)
+
+
+def hwv_column_norms(Hwv: torch.Tensor, m: int) -> torch.Tensor:
+    """``M[k, j] = ‖column j of the blocks H_{w_k v_c}, all c‖`` — an ``(m, m)`` map.
+
+    A one-column ``H_wv`` (only column k non-zero in the blocks of neuron k) gives a diagonal
+    ``M``.
+
+    Args:
+        Hwv: cross block ``(m d, C m)``.
+        m: number of hidden neurons.
+    """
+    md, Cm = Hwv.shape
+    d, C = md // m, Cm // m
+    if d * m != md or C * m != Cm:
+        raise ValueError(f"Hwv must have shape (m d, C m) with m = {m}, got {tuple(Hwv.shape)}")
+    blocks = Hwv.reshape(m, d, C, m)  # (m, d, C, m)
+    return blocks.pow(2).sum(dim=(1, 2)).sqrt()  # (m, m)
+
+
+def hwv_norms(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, V: torch.Tensor, *,  # noqa: N803
+              loss: str = "ce") -> HwvNorms:
+    """:class:`HwvNorms` from :func:`hesslib.hwv_decomposition` (no full Hessian needed).
+
+    Args:
+        X: inputs ``(N, d)``; y: labels ``(N,)``; W: ``(m, d)``; V: ``(C, m)``; loss: ``"ce"``
+            or ``"mse"``.
+    """
+    residual, rest = hwv_decomposition(X, y, W, V, loss=loss)
+    total = residual + rest  # (m d, C m)
+    M = hwv_column_norms(total, W.shape[0])
+    return HwvNorms(float(total.norm()), float(residual.norm()), float(rest.norm()),
+                    float(M.diagonal().pow(2).sum() / M.pow(2).sum()))
+
+
+def _hwv_norms_from_block(Hwv, X, y, W, V, loss) -> HwvNorms:  # noqa: N803
+    """Same as :func:`hwv_norms` when ``H_wv`` is already at hand (one cheap extra GEMM)."""
+    m = W.shape[0]
+    R = residual_columns(X, y, W, V, loss=loss)  # (m, d, C)
+    own = Hwv.reshape(m, -1, V.shape[0], m).diagonal(dim1=0, dim2=3)  # (d, C, m): column k of (k, c)
+    own = own.permute(2, 0, 1)  # (m, d, C)
+    total2 = float(Hwv.pow(2).sum())
+    res2 = float(R.pow(2).sum())
+    rest2 = total2 - 2 * float((own * R).sum()) + res2
+    own2 = float(own.pow(2).sum())
+    return HwvNorms(total2**0.5, res2**0.5, max(rest2, 0.0) ** 0.5, own2 / total2)
+
+
+@dataclass(frozen=True)
+class HessianSnapshot:
+    """What chapter 03 keeps of the exact Hessian at one checkpoint (the dense matrix is dropped).
+
+    Attributes:
+        step: training step.
+        loss: training loss (float64).
+        image: ``|H|`` max-pooled to at most ``max_pixels`` per side (NumPy, for figures).
+        factor: the pooling factor.
+        norms: ``(m + C, m + C)`` block Frobenius norms.
+        ratio_ww: RMS off/diagonal ratio of the neuron blocks of ``H_ww``.
+        ratio_vv: the same for the class blocks of ``H_vv``.
+        hwv: :class:`HwvNorms`.
+        column_norms: ``(m, m)`` map of :func:`hwv_column_norms`.
+        norm_ww, norm_vv: ``‖H_ww‖_F`` and ``‖H_vv‖_F`` (for scale).
+        grad_norm: ``‖∇ℓ‖_2`` at the checkpoint.
+    """
+
+    step: int
+    loss: float
+    image: np.ndarray
+    factor: int
+    norms: torch.Tensor
+    ratio_ww: float
+    ratio_vv: float
+    hwv: HwvNorms
+    column_norms: torch.Tensor
+    norm_ww: float
+    norm_vv: float
+    grad_norm: float
+
+
+def hessian_snapshot(net: OneHiddenNet, X: torch.Tensor, y: torch.Tensor, *, loss: str = "ce",  # noqa: N803
+                     step: int = 0, max_pixels: int = 400) -> HessianSnapshot:
+    """Exact Hessian (closed form, the dtype of ``net``) at ``net`` and its summaries.
+
+    The ``(P, P)`` matrix is freed on return; only pooled images and norms are kept, so a
+    whole training run of snapshots fits in memory.
+
+    Args:
+        net: a :class:`~hesslib.OneHiddenNet` (float64 for exact numbers).
+        X: inputs ``(N, d)`` of ``net``'s dtype; y: labels ``(N,)``.
+        loss: ``"ce"`` or ``"mse"``.
+        step: the training step, stored.
+        max_pixels: size of the pooled image.
+    """
+    if not isinstance(net, OneHiddenNet):
+        raise TypeError(f"net must be a OneHiddenNet, got {type(net).__name__}")
+    W, V = net.W.detach(), net.V.detach()
+    Hb = closed_form_blocks(net, X, y, loss=loss)
+    layout = net.layout()
+    norms = block_norms(Hb.dense, layout)
+    m = W.shape[0]
+    image, factor = pool_abs(Hb.dense, max_pixels=max_pixels)
+    hwv = _hwv_norms_from_block(Hb.Hwv, X, y, W, V, loss)
+    cols = hwv_column_norms(Hb.Hwv, m)
+    nww, nvv = float(Hb.Hww.norm()), float(Hb.Hvv.norm())
+    del Hb
+    theta = torch.cat([W.reshape(-1), V.reshape(-1)]).requires_grad_(True)
+    with torch.enable_grad():
+        value = loss_fn(loss)(torch.relu(X @ theta[: W.numel()].view_as(W).T)
+                              @ theta[W.numel():].view_as(V).T, y)
+        (grad,) = torch.autograd.grad(value, theta)
+    return HessianSnapshot(
+        step, float(value), image, factor, norms,
+        stats_from_norms(norms[:m, :m]).rms_ratio if m > 1 else float("nan"),
+        stats_from_norms(norms[m:, m:]).rms_ratio, hwv, cols, nww, nvv, float(grad.norm()))
+
+
+def snapshot_table(snaps: Iterable[HessianSnapshot]) -> dict[str, np.ndarray]:
+    """Columns of a list of snapshots as arrays (step, loss, ‖H_wv‖, residual, rest, …)."""
+    snaps = list(snaps)
+    return {
+        "step": np.array([s.step for s in snaps]),
+        "loss": np.array([s.loss for s in snaps]),
+        "hwv": np.array([s.hwv.total for s in snaps]),
+        "residual": np.array([s.hwv.residual for s in snaps]),
+        "rest": np.array([s.hwv.rest for s in snaps]),
+        "own_column": np.array([s.hwv.own_column_fraction for s in snaps]),
+        "ratio_ww": np.array([s.ratio_ww for s in snaps]),
+        "ratio_vv": np.array([s.ratio_vv for s in snaps]),
+        "norm_ww": np.array([s.norm_ww for s in snaps]),
+        "norm_vv": np.array([s.norm_vv for s in snaps]),
+        "grad_norm": np.array([s.grad_norm for s in snaps]),
+    }
+
+
+def log_correlation(a, b) -> float:
+    """Pearson correlation of ``log a`` and ``log b`` (both positive)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size < 3:
+        raise ValueError(f"need two arrays of the same length >= 3, got {a.shape} and {b.shape}")
+    if (a <= 0).any() or (b <= 0).any():
+        raise ValueError("log_correlation needs positive values")
+    return float(np.corrcoef(np.log(a), np.log(b))[0, 1])

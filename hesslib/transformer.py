@@ -1,0 +1,302 @@
+r"""A decoder-only transformer small enough for exact Hessians, and character-level token data.
+
+The model follows minGPT/nanoGPT without biases: token and position embeddings, ``L`` blocks of
+causal multi-head attention and a two-layer MLP on a residual stream, an LM head. LayerNorm (no
+learnable parameters) is optional: the tiny model of "Why Transformers Need Adam" (Fig. 3:
+context 2, 2 heads, width 4, MLP width 4, no LayerNorm) omits it, the GPT used for SLQ keeps it.
+
+Parameter order (the order of ``named_parameters`` and of the flat vector)::
+
+    wte (V, D) | wpe (T, D) | per layer l: Q, K, V, O (each (n_head, D/n_head, D)),
+    fc_in (M, D), fc_out (D, M) | lm_head (V, D)
+
+Q, K, V and O are stored per head, so every head's block is a contiguous slice of the flat
+vector: head ``h`` of O is the ``(D/n_head, D)`` map from that head's output to the stream.
+
+Token data: the Zen of Python (the text of the standard-library module ``this``, stored there
+ROT13-encoded; it is decoded from the source file, without importing the module, which would
+print it), lowercased and tokenised by characters.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import importlib.util
+import math
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_positive_int
+from .blocks import BlockLayout
+from .data import Dataset
+from .device import default_device, make_generator
+
+__all__ = [
+    "GPT",
+    "gpt",
+    "gpt_layout",
+    "zen_text",
+    "char_tokens",
+    "token_windows",
+    "GPT_INITS",
+]
+
+GPT_INITS = ("lecun", "gpt2")
+
+
+def zen_text() -> str:
+    """The Zen of Python (PEP 20), decoded from the standard library's ``this.py`` (ROT13).
+
+    Returns:
+        The 856-character text, with its title line.
+    """
+    spec = importlib.util.find_spec("this")
+    if spec is None or spec.origin is None:  # pragma: no cover - the module is always there
+        raise RuntimeError("the standard-library module 'this' was not found")
+    with open(spec.origin, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "s":
+            return codecs.decode(ast.literal_eval(node.value), "rot13")
+    raise RuntimeError("this.py has no string 's'")  # pragma: no cover
+
+
+def char_tokens(
+    text: str, *, vocab_size: int | None = None, lower: bool = True
+) -> tuple[torch.Tensor, list[str]]:
+    """Character tokenisation, most frequent characters first.
+
+    Args:
+        text: the corpus.
+        vocab_size: keep the ``vocab_size − 1`` most frequent characters and map every other
+            character to one extra token ``"<other>"`` (default: keep all characters).
+        lower: lowercase first.
+
+    Returns:
+        ``(tokens, alphabet)``: a long tensor ``(len(text),)`` and the character of each id.
+    """
+    if not isinstance(text, str) or len(text) < 2:
+        raise ValueError("text must be a string of at least 2 characters")
+    text = text.lower() if lower else text
+    # ties broken by the character itself so the ids are deterministic
+    chars = [c for c, _ in sorted(Counter(text).items(), key=lambda kv: (-kv[1], kv[0]))]
+    if vocab_size is not None:
+        check_positive_int("vocab_size", vocab_size, minimum=2)
+        if vocab_size < len(chars):
+            chars = chars[: vocab_size - 1] + ["<other>"]
+    index = {c: i for i, c in enumerate(chars)}
+    other = len(chars) - 1
+    ids = [index.get(c, other) for c in text]
+    return torch.tensor(ids, dtype=torch.long), chars
+
+
+def token_windows(
+    tokens: torch.Tensor,
+    context: int,
+    *,
+    num: int | None = None,
+    vocab_size: int | None = None,
+    device: torch.device | str | None = None,
+    name: str = "tokens",
+) -> Dataset:
+    """Next-token prediction windows: inputs ``t[i : i+T]``, targets ``t[i+1 : i+T+1]``.
+
+    Args:
+        tokens: token ids ``(n,)``.
+        context: window length ``T``.
+        num: number of windows, spread evenly over the text (default: every start position).
+        vocab_size: number of token ids (default ``max(tokens) + 1``).
+        device: where the tensors live.
+        name: description for figure titles.
+
+    Returns:
+        A :class:`~hesslib.Dataset` with ``X`` of shape ``(N, T)`` (long) and ``y`` of shape
+        ``(N·T,)``, the targets flattened in the order of :meth:`GPT.forward`'s logits.
+    """
+    check_positive_int("context", context)
+    n_start = tokens.numel() - context
+    if n_start < 1:
+        raise ValueError(f"the text has {tokens.numel()} tokens, too few for context {context}")
+    num = n_start if num is None else check_positive_int("num", num)
+    if num > n_start:
+        raise ValueError(f"num must be <= {n_start} (windows available), got {num}")
+    starts = torch.linspace(0, n_start - 1, num).round().long()  # (N,)
+    idx = starts[:, None] + torch.arange(context + 1)  # (N, T + 1)
+    win = tokens[idx]
+    V = int(tokens.max()) + 1 if vocab_size is None else vocab_size
+    device = torch.device(device) if device is not None else default_device()
+    X, y = win[:, :-1].to(device), win[:, 1:].reshape(-1).to(device)  # (N, T), (N·T,)
+    return Dataset(X, y, V, name=f"{name}: {num} windows of {context}")
+
+
+class _Block(nn.Module):
+    """One pre-norm transformer block: causal multi-head attention, then a GELU MLP."""
+
+    def __init__(self, width: int, num_heads: int, mlp_width: int, layernorm: bool):
+        super().__init__()
+        dh = width // num_heads
+        self.q = nn.Parameter(torch.empty(num_heads, dh, width))
+        self.k = nn.Parameter(torch.empty(num_heads, dh, width))
+        self.v = nn.Parameter(torch.empty(num_heads, dh, width))
+        self.o = nn.Parameter(torch.empty(num_heads, dh, width))
+        self.fc_in = nn.Parameter(torch.empty(mlp_width, width))
+        self.fc_out = nn.Parameter(torch.empty(width, mlp_width))
+        self.layernorm = layernorm
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:]) if self.layernorm else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        h = self._norm(x)
+        q = torch.einsum("btd,hed->bhte", h, self.q)  # (B, H, T, dh)
+        k = torch.einsum("btd,hed->bhte", h, self.k)
+        v = torch.einsum("btd,hed->bhte", h, self.v)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        att = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        z = att @ v  # (B, H, T, dh)
+        x = x + torch.einsum("bhte,hed->btd", z, self.o)
+        h = self._norm(x)
+        return x + F.gelu(h @ self.fc_in.T) @ self.fc_out.T
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer; ``forward`` maps tokens ``(N, T)`` to logits ``(N·T, V)``.
+
+    Logits are flattened over positions so that ``hl.flat_loss(model, X, y, "ce")`` is the mean
+    next-token cross-entropy over all ``N·T`` positions with the targets of
+    :func:`token_windows`.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context: int,
+        width: int,
+        num_heads: int,
+        mlp_width: int,
+        num_layers: int,
+        *,
+        layernorm: bool = False,
+    ):
+        super().__init__()
+        for name, val in [("vocab_size", vocab_size), ("context", context), ("width", width),
+                          ("num_heads", num_heads), ("mlp_width", mlp_width)]:
+            check_positive_int(name, val)
+        check_positive_int("num_layers", num_layers, minimum=0)
+        if width % num_heads:
+            raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads})")
+        self.config = dict(vocab_size=vocab_size, context=context, width=width,
+                           num_heads=num_heads, mlp_width=mlp_width, num_layers=num_layers,
+                           layernorm=layernorm)
+        self.wte = nn.Parameter(torch.empty(vocab_size, width))
+        self.wpe = nn.Parameter(torch.empty(context, width))
+        self.layers = nn.ModuleList(
+            _Block(width, num_heads, mlp_width, layernorm) for _ in range(num_layers)
+        )
+        self.lm_head = nn.Parameter(torch.empty(vocab_size, width))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:  # noqa: N803
+        if X.ndim != 2 or X.dtype != torch.long:
+            raise ValueError(f"X must be a long tensor of token ids (N, T), got {X.dtype} "
+                             f"{tuple(X.shape)}")
+        T = X.shape[1]
+        if T > self.wpe.shape[0]:
+            raise ValueError(f"sequence length {T} exceeds the context {self.wpe.shape[0]}")
+        x = self.wte[X] + self.wpe[:T]  # (N, T, D)
+        for block in self.layers:
+            x = block(x)
+        if self.config["layernorm"]:
+            x = F.layer_norm(x, x.shape[-1:])
+        return (x @ self.lm_head.T).reshape(-1, self.lm_head.shape[0])  # (N·T, V)
+
+
+def gpt(
+    vocab_size: int,
+    *,
+    context: int = 2,
+    width: int = 4,
+    num_heads: int = 2,
+    mlp_width: int = 4,
+    num_layers: int = 1,
+    layernorm: bool = False,
+    init: str = "lecun",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> GPT:
+    """A :class:`GPT` with seeded initialisation; defaults: the tiny model of Fig. 3 of
+    "Why Transformers Need Adam" (context 2, 2 heads, width 4, MLP width 4, no LayerNorm).
+
+    Args:
+        vocab_size: number of token ids ``V``.
+        context, width, num_heads, mlp_width, num_layers, layernorm: architecture.
+        init: ``"lecun"``: matrices ``N(0, 1/fan_in)``, embeddings ``N(0, 1)`` (the book's
+            convention); ``"gpt2"``: nanoGPT's ``N(0, 0.02²)`` everywhere, with the residual
+            outputs (O, fc_out) scaled by ``1/√(2L)``.
+        seed: seed of the initialisation.
+        device: device (default :func:`hesslib.default_device`).
+        dtype: parameter dtype.
+    """
+    if init not in GPT_INITS:
+        raise ValueError(f"init must be one of {GPT_INITS}, got {init!r}")
+    model = GPT(vocab_size, context, width, num_heads, mlp_width, num_layers, layernorm=layernorm)
+    gen = make_generator(seed)
+    resid = 1.0 / math.sqrt(2 * max(num_layers, 1))
+    for name, p in model.named_parameters():
+        fan_in = p.shape[-1]
+        if init == "gpt2":
+            std = 0.02 * (resid if name.endswith((".o", ".fc_out")) else 1.0)
+        elif name in ("wte", "wpe"):
+            std = 1.0
+        elif name.endswith(".o"):
+            std = 1.0 / math.sqrt(p.shape[0] * p.shape[1])  # fan-in of O is the stream width
+        else:
+            std = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
+    device = torch.device(device) if device is not None else default_device()
+    return model.to(device=device, dtype=dtype)
+
+
+def gpt_layout(model: GPT, *, by: str = "module") -> BlockLayout:
+    """Block layout of a :class:`GPT`'s flat parameter vector.
+
+    Args:
+        model: the transformer.
+        by: ``"module"`` — one block per parameter tensor (wte, wpe, then ``L{l}.Q``, ``.K``,
+            ``.V``, ``.O``, ``.fc_in``, ``.fc_out`` per layer, lm_head): the "default PyTorch
+            partition" of the paper; ``"head"`` — Q, K, V, O split further into one block
+            per attention head (``L{l}.Q{h}`` …).
+
+    Returns:
+        A :class:`~hesslib.BlockLayout` with groups ``embed``, ``L0`` … ``L{n−1}``, ``head``.
+    """
+    if by not in ("module", "head"):
+        raise ValueError(f"by must be 'module' or 'head', got {by!r}")
+    cfg = model.config
+    D, H, M, V, T = (cfg["width"], cfg["num_heads"], cfg["mlp_width"], cfg["vocab_size"],
+                     cfg["context"])
+    dh = D // H
+    named: list[tuple[str, int]] = [("wte", V * D), ("wpe", T * D)]
+    groups = [("embed", 0, 2)]
+    for ell in range(cfg["num_layers"]):
+        start = len(named)
+        for mat in ("Q", "K", "V", "O"):
+            if by == "head":
+                named += [(f"L{ell}.{mat}{h}", dh * D) for h in range(H)]
+            else:
+                named.append((f"L{ell}.{mat}", H * dh * D))
+        named += [(f"L{ell}.fc_in", M * D), (f"L{ell}.fc_out", D * M)]
+        groups.append((f"L{ell}", start, len(named)))
+    named.append(("lm_head", V * D))
+    groups.append(("head", len(named) - 1, len(named)))
+    layout = BlockLayout(tuple(s for _, s in named), tuple(n for n, _ in named), tuple(groups))
+    P = sum(p.numel() for p in model.parameters())
+    assert layout.num_params == P, (layout.num_params, P)
+    return layout

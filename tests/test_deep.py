@@ -1,0 +1,86 @@
+"""The deep ReLU MLP: initialisation, forward pass, layouts and its exact Hessian."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hesslib as hl
+
+
+def test_shapes_and_init():
+    net = hl.deep_net(50, 40, 30, depth=4, seed=0, device="cpu")
+    assert net.depth == 4 and net.num_classes == 30
+    assert [tuple(W.shape) for W in net.weights] == [(40, 50), (40, 40), (40, 40), (30, 40)]
+    assert [n for n, _ in net.named_parameters()] == ["W1", "W2", "W3", "W4"]
+    big = hl.deep_net(400, 400, 400, depth=2, seed=1, device="cpu")
+    for W in big.weights:  # LeCun: variance 1 / fan_in (160 000 draws: std error ~0.4 %)
+        assert float(W.var() * W.shape[1]) == pytest.approx(1.0, abs=0.02)
+        assert abs(float(W.mean())) < 3 * (1 / W.shape[1]) ** 0.5 / 400
+    uni = hl.deep_net(400, 400, 400, depth=2, init="pytorch", seed=1, device="cpu")
+    assert float(uni.W1.abs().max()) <= 1 / 400**0.5
+    assert float(uni.W1.var() * 400) == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_seeds():
+    a = hl.deep_net(5, 4, 3, seed=2, device="cpu")
+    b = hl.deep_net(5, 4, 3, seed=2, device="cpu")
+    c = hl.deep_net(5, 4, 3, seed=3, device="cpu")
+    assert all(torch.equal(x, y) for x, y in zip(a.weights, b.weights, strict=True))
+    assert not torch.equal(a.W1, c.W1)
+
+
+def test_forward():
+    X = torch.randn(9, 5, generator=hl.make_generator(0), dtype=torch.float64)
+    net = hl.deep_net(5, 4, 3, depth=3, seed=0, device="cpu")
+    W1, W2, W3 = net.weights
+    expected = torch.relu(torch.relu(X @ W1.T) @ W2.T) @ W3.T
+    assert torch.allclose(net(X), expected, rtol=0, atol=1e-15)
+    two = hl.deep_net(5, 4, 3, depth=2, seed=0, device="cpu")
+    one = hl.OneHiddenNet(two.W1.detach(), two.W2.detach())
+    assert torch.equal(two(X), one(X))  # depth 2 is the one-hidden-layer net
+
+
+def test_layouts():
+    net = hl.deep_net(6, 5, 4, depth=4, seed=0, device="cpu")
+    lay = net.layout()
+    assert lay.num_blocks == 3 * 5 + 4
+    assert lay.num_params == sum(W.numel() for W in net.weights)
+    assert lay.sizes[:5] == (6,) * 5 and lay.sizes[5:] == (5,) * 14
+    assert [g for g, _, _ in lay.groups] == ["W1", "W2", "W3", "W4"]
+    assert lay.param_slice("W2") == slice(30, 55)
+    per_layer = net.layout("layer")
+    assert per_layer.sizes == (30, 25, 25, 20) and per_layer.names == ("W1", "W2", "W3", "W4")
+    with pytest.raises(ValueError, match="per"):
+        net.layout("row")
+
+
+def test_hessian_matches_reference_and_block_order():
+    """General batched-HVP Hessian of the deep net equals torch.func.hessian; blocks are rows."""
+    data = hl.gaussian_data(20, 4, 3, seed=1, device="cpu")
+    net = hl.deep_net(4, 3, 3, depth=3, seed=2, device="cpu")
+    H = hl.model_hessian(net, data.X, data.y, "ce")
+    f, theta = hl.flat_loss(net, data.X, data.y, "ce")
+    ref = hl.hessian_reference(f, theta)
+    assert float((H - ref).abs().max()) < 1e-12 * float(ref.abs().max())
+    # theta order = rows of W1, then W2, then W3: block i of the layout = row i of its layer
+    assert torch.equal(theta, torch.cat([W.detach().reshape(-1) for W in net.weights]))
+    # the output layer is linear in W3: its block is the linear-model Hessian of the features
+    W1, W2, W3 = (W.detach() for W in net.weights)
+    feats = torch.relu(torch.relu(data.X @ W1.T) @ W2.T)  # (N, width)
+    s = net.layout().param_slice("W3")
+    H33 = hl.linear_hessian(feats, data.y, W3, loss="ce")
+    assert float((H[s, s] - H33).abs().max()) < 1e-12 * float(H33.abs().max())
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="num_classes"):
+        hl.deep_net(5, 4, 1)
+    with pytest.raises(ValueError, match="depth"):
+        hl.deep_net(5, 4, 3, depth=0)
+    with pytest.raises(ValueError, match="init"):
+        hl.deep_net(5, 4, 3, init="xavier")
+    with pytest.raises(ValueError, match="columns"):
+        hl.DeepNet([torch.zeros(3, 2), torch.zeros(4, 5)])
+    with pytest.raises(ValueError, match="at least one"):
+        hl.DeepNet([])
