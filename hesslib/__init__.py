@@ -32,6 +32,7 @@ from .blocks import *  # noqa: F403
 from .cifar import *  # noqa: F403, E402
 from .closed_form import *  # noqa: F403
 from .data import *  # noqa: F403
+from .decoupling import *  # noqa: F403, E402
 from .deep import *  # noqa: F403, E402
 from .device import *  # noqa: F403
 from .distributed import *  # noqa: F403, E402
@@ -45,6 +46,7 @@ from .losses import *  # noqa: F403
 from .models import *  # noqa: F403
 from .observations import *  # noqa: F403, E402
 from .profiles import *  # noqa: F403
+from .rmt_sampling import *  # noqa: F403, E402
 from .spectra_io import *  # noqa: F403, E402
 
 # chapter modules: one "from .name import *" line each, and the module in _EXTRA below
@@ -67,6 +69,18 @@ _EXTRA.append(graphs)
 _EXTRA.append(graph_plots)
 _EXTRA += [distributed, distributed_ops, spectra_io]
 _EXTRA += [deep, dynamics, train]
+from . import decoupling, rmt_sampling  # noqa: E402
+
+_EXTRA += [decoupling, rmt_sampling]
+
+# spectral toolkit (chapters 05, 06)
+from . import lanczos as _lanczos_module  # noqa: E402  (hl.lanczos is the function)
+from . import rmt, spectrum  # noqa: E402
+from .lanczos import *  # noqa: E402, F403
+from .rmt import *  # noqa: E402, F403
+from .spectrum import *  # noqa: E402, F403
+
+_EXTRA += [_lanczos_module, rmt, spectrum]
 
 __all__ = ["plot", "__version__"] + [
     name for module in _MODULES + _EXTRA for name in module.__all__

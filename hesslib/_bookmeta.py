@@ -128,6 +128,13 @@ def _fmt_params(params: dict[str, Any]) -> str:
     return ", ".join(f"`{k}={v!r}`" for k, v in params.items()) or "—"
 
 
+FACTS = {"device": "Device", "torch": "torch", "hesslib": "hesslib", "git_commit": "Commit"}
+
+
+def _fact(key: str, value: Any) -> str:
+    return f"`{value}`" if key == "git_commit" else str(value)
+
+
 def render_reproducibility(
     records: list[dict[str, Any]], profile: str, others: dict[str, list[dict[str, Any]]]
 ) -> str:
@@ -137,8 +144,15 @@ def render_reproducibility(
         records: one record per chapter of this build, in book order.
         profile: the profile of this build.
         others: records of every profile found in the execution cache, by profile.
+
+    Facts shared by every chapter (device, versions, commit) are stated once under the
+    table; those that differ get a column.
     """
     total = sum(r["wall_seconds"] for r in records)
+    varying = [k for k in FACTS if len({str(r.get(k)) for r in records}) > 1]
+    shared = [k for k in FACTS if k not in varying]
+    head = ["Chapter", "Profile", "Injected parameters", "Seed", "Wall-clock"]
+    head += [FACTS[k] for k in varying]
     lines = [
         "# Reproducibility",
         "",
@@ -147,24 +161,30 @@ def render_reproducibility(
         f"This build executed the chapters at the **`{profile}`** profile; together they took",
         f"**{_fmt_seconds(total)}** of wall-clock time.",
         "",
-        "| Chapter | Profile | Injected parameters | Seed | Wall-clock | Device | torch "
-        "| hesslib | Commit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
     ]
     for r in records:
         number = r["chapter"].split("_")[0]
-        lines.append(
-            f"| {{doc}}`{number} <../notebooks/{r['chapter']}>` | `{r['profile']}` "
-            f"| {_fmt_params(r['parameters'])} | {r['seed']} "
-            f"| {_fmt_seconds(r['wall_seconds'])} | {r['device']} | {r['torch']} "
-            f"| {r['hesslib']} | `{r['git_commit']}` |"
-        )
-    lines.append(f"| **Total** | | | | **{_fmt_seconds(total)}** | | | | |")
+        cells = [
+            f"{{doc}}`{number} <../notebooks/{r['chapter']}>`",
+            f"`{r['profile']}`",
+            _fmt_params(r["parameters"]),
+            str(r["seed"]),
+            _fmt_seconds(r["wall_seconds"]),
+        ] + [_fact(k, r.get(k)) for k in varying]
+        lines.append("| " + " | ".join(cells) + " |")
+    blank = [""] * (len(head) - 5)
+    lines.append(
+        "| " + " | ".join(["**Total**", "", "", "", f"**{_fmt_seconds(total)}**", *blank]) + " |"
+    )
     if records:
         first = records[0]
+        facts = [f"{FACTS[k].lower()} {_fact(k, first.get(k))}" for k in shared]
+        facts.append(f"Python {first['python']} on {first['platform']}")
         lines += [
             "",
-            f"Python {first['python']} on {first['platform']}; each chapter was executed by",
+            "Shared by every chapter: " + "; ".join(facts) + ". Each chapter was executed by",
             "papermill in a fresh kernel, so its time includes starting the kernel and importing",
             "the libraries. Execution dates (UTC): "
             + ", ".join(f"{r['chapter']} {r['executed_at']}" for r in records)
@@ -180,22 +200,35 @@ def render_reproducibility(
 
 
 def _render_profiles(others: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The wall-clock of every chapter at every profile found in the execution cache."""
     if not others:
         return []
+    profiles = list(others)
+    chapters = sorted({r["chapter"] for recs in others.values() for r in recs})
+    times = {(r["chapter"], p): r["wall_seconds"] for p, recs in others.items() for r in recs}
     lines = [
         "",
         "## Cost of each profile",
         "",
-        "Every profile executed on the machine that built this page, as found in its",
-        "execution cache (chapters executed, total wall-clock, device):",
+        "Wall-clock time of every chapter at every profile executed on the machine that built",
+        "this page, as found in its execution cache (— : not executed there):",
         "",
-        "| Profile | Chapters | Total wall-clock | Device |",
-        "| --- | --- | --- | --- |",
+        "| Chapter | " + " | ".join(f"`{p}`" for p in profiles) + " |",
+        "| --- |" + " --- |" * len(profiles),
     ]
-    for prof, recs in others.items():
-        devices = ", ".join(sorted({r["device"] for r in recs}))
-        total = _fmt_seconds(sum(r["wall_seconds"] for r in recs))
-        lines.append(f"| `{prof}` | {len(recs)} | {total} | {devices} |")
+    for ch in chapters:
+        cells = [_fmt_seconds(times[ch, p]) if (ch, p) in times else "—" for p in profiles]
+        lines.append(f"| {ch} | " + " | ".join(cells) + " |")
+    totals = [f"**{_fmt_seconds(sum(r['wall_seconds'] for r in others[p]))}**" for p in profiles]
+    lines.append("| **Total** | " + " | ".join(totals) + " |")
+    lines += [
+        "",
+        "Devices: "
+        + "; ".join(
+            f"`{p}` on {', '.join(sorted({r['device'] for r in others[p]}))}" for p in profiles
+        )
+        + ".",
+    ]
     return lines
 
 

@@ -69,6 +69,44 @@ def find_chapters(root: Path) -> list[Chapter]:
     return found
 
 
+def toc_files(root: Path) -> list[str] | None:
+    """Every ``file`` of ``_toc.yml`` (the root document first); ``None`` without a TOC."""
+    import yaml
+
+    path = root / "_toc.yml"
+    if not path.is_file():
+        return None
+    toc = yaml.safe_load(path.read_text()) or {}
+    files = [toc["root"]] if "root" in toc else []
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def book_chapters(root: Path) -> list[Chapter]:
+    """The chapters the book is built from: those of ``_toc.yml`` (all of them without one).
+
+    A chapter source that is not in the TOC yet (being written) is neither executed nor
+    rendered; ``tests/test_book_cli.py`` checks that the TOC lists every chapter.
+    """
+    chapters = find_chapters(root)
+    listed = toc_files(root)
+    if listed is None:
+        return chapters
+    left_out = [ch.name for ch in chapters if f"notebooks/{ch.name}" not in listed]
+    if left_out:
+        print(f"[book] not in _toc.yml, so not built: {', '.join(left_out)}", flush=True)
+    return [ch for ch in chapters if f"notebooks/{ch.name}" in listed]
+
+
 def resolve_chapter(root: Path, spec: str) -> Chapter:
     """The chapter named by ``spec``: ``"04"``, ``"4"`` or ``"04_static"``."""
     chapters = find_chapters(root)
@@ -294,7 +332,7 @@ def build(root: Path, profile: str, *, force=False, only=None, html=True) -> int
     """Execute what is out of date, write the reproducibility page, render the site."""
     root = root.resolve()
     check_profile(profile)
-    chapters = find_chapters(root)
+    chapters = book_chapters(root)
     selected = [resolve_chapter(root, s) for s in only] if only else chapters
     executor = Executor(root)
     start = time.perf_counter()
@@ -437,7 +475,8 @@ def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
 
 
 def _finish_site(app, exc) -> None:
-    """Copy the chapters' ``.py`` sources beside their ``.ipynb``; drop files no page loads."""
+    """Copy the chapters' ``.py`` sources beside their ``.ipynb``; drop stale pages and files
+    that no page loads."""
     if exc is not None or app.builder.format != "html":
         return
     out = Path(app.outdir)
@@ -447,6 +486,14 @@ def _finish_site(app, exc) -> None:
             dst = out / "_sources" / f"{docname}.py"
             dst.parent.mkdir(parents=True, exist_ok=True)
             _copy_if_changed(src, dst)
+    # Sphinx never deletes a page: one whose source is gone (a renamed chapter) would stay
+    # on the site. Keep only the documents, the generated pages and the domain indices.
+    keep = set(app.env.found_docs) | {"index", "genindex", "search"}
+    keep |= {name for name, *_ in getattr(app.builder, "domain_indices", [])}
+    for page in out.rglob("*.html"):
+        rel = page.relative_to(out)
+        if rel.parts[0] not in ("_static", "_sources") and str(rel.with_suffix("")) not in keep:
+            page.unlink()
     mathjax = out / "_static" / "mathjax"
     used = Path(str(app.config.mathjax_path).split("?")[0]).name
     if mathjax.is_dir() and (mathjax / used).is_file():
@@ -546,9 +593,28 @@ def _api_directive():
     return HesslibApi
 
 
+def _reread_all_when_toc_changes(app, env, added, changed, removed) -> list[str]:
+    """Every page when ``_toc.yml`` changed since the last build.
+
+    Each page carries the whole table of contents in its sidebar, but Sphinx rewrites only the
+    pages whose own source changed: a chapter added to the TOC would be missing from the
+    sidebar of every other page (the browser test caught this).
+    """
+    import hashlib
+
+    toc = Path(app.srcdir, str(getattr(app.config, "external_toc_path", "_toc.yml")))
+    digest = hashlib.sha256(toc.read_bytes()).hexdigest() if toc.is_file() else ""
+    previous = getattr(env, "hesslib_toc_digest", None)
+    env.hesslib_toc_digest = digest
+    if previous is None or previous == digest:
+        return []
+    return sorted(set(env.found_docs) - set(added) - set(changed) - set(removed))
+
+
 def setup(app) -> dict[str, Any]:
     """Sphinx entry point (jupyter-book loads this module as an extension)."""
     app.add_directive("hesslib-api", _api_directive())
+    app.connect("env-get-outdated", _reread_all_when_toc_changes)
     app.connect("env-get-updated", _number_by_chapter, priority=900)
     app.connect("html-page-context", _py_download, priority=900)
     app.connect("html-page-context", _drop_thebe, priority=900)

@@ -76,11 +76,12 @@ def digits_data(
 
 
 class SmallCNN(nn.Module):
-    """``L`` 3×3 convolutions with ReLU (2×2 average pooling after every second one), then a
-    linear classifier; ``forward`` maps ``(N, 1, s, s)`` images to logits ``(N, 10)``."""
+    """``L`` 3×3 convolutions with ReLU (2×2 average pooling after the convolutions numbered in
+    ``pool_after``), then a linear classifier; ``forward`` maps ``(N, 1, s, s)`` images to
+    logits ``(N, 10)``."""
 
     def __init__(self, channels: tuple[int, ...], side: int, num_classes: int = 10, *,
-                 normalize: bool = False):
+                 normalize: bool = False, pool_after: tuple[int, ...] = (2, 4)):
         super().__init__()
         if len(channels) < 1:
             raise ValueError("channels must list at least one convolution")
@@ -90,9 +91,8 @@ class SmallCNN(nn.Module):
             check_positive_int("channels", c)
             self.convs.append(nn.Parameter(torch.empty(c, c_in, 3, 3)))
             c_in = c
-        for i in range(len(channels)):
-            if i % 2 == 1:
-                side //= 2
+        self.pool_after = tuple(int(i) for i in pool_after)
+        side //= 2 ** sum(1 for i in self.pool_after if i <= len(channels))
         if side < 1:
             raise ValueError("too many pooling steps for this image size")
         self.fc = nn.Parameter(torch.empty(num_classes, c_in * side * side))
@@ -107,15 +107,16 @@ class SmallCNN(nn.Module):
                 var = h.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
                 h = (h - mu) / torch.sqrt(var + 1e-5)
             h = torch.relu(h)
-            if i % 2 == 1:
+            if i + 1 in self.pool_after:
                 h = F.avg_pool2d(h, 2)
         return h.flatten(1) @ self.fc.T  # (N, 10)
 
 
 def small_cnn(
     *,
-    channels: tuple[int, ...] = (16, 16, 16, 16),
+    channels: tuple[int, ...] = (8, 8, 8, 8, 8, 8),
     side: int = 8,
+    pool_after: tuple[int, ...] = (2, 4),
     num_classes: int = 10,
     normalize: bool = False,
     init: str = "he",
@@ -123,11 +124,13 @@ def small_cnn(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> SmallCNN:
-    """A seeded :class:`SmallCNN` (default: four 16-channel convolutions on 8×8 digits).
+    """A seeded :class:`SmallCNN` (default: six 8-channel convolutions on 8×8 digits, pooled to
+    4×4 after the second and to 2×2 after the fourth).
 
     Args:
         channels: output channels of each convolution (at least 3 for the chapter).
         side: input image side.
+        pool_after: 1-based indices of the convolutions followed by 2×2 average pooling.
         num_classes: classes of the linear head.
         normalize: normalise each convolution's output with batch statistics.
         init: ``"he"`` (``N(0, 2/fan_in)``, keeps ReLU activations at a constant scale, as a
@@ -139,7 +142,8 @@ def small_cnn(
     """
     if init not in CNN_INITS:
         raise ValueError(f"init must be one of {CNN_INITS}, got {init!r}")
-    model = SmallCNN(tuple(channels), side, num_classes, normalize=normalize)
+    model = SmallCNN(tuple(channels), side, num_classes, normalize=normalize,
+                     pool_after=pool_after)
     gen = make_generator(seed)
     gain = 2.0 if init == "he" else 1.0
     for name, p in model.named_parameters():

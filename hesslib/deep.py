@@ -35,7 +35,9 @@ class DeepNet(nn.Module):
             raise ValueError("weights must hold at least one matrix")
         for i, (a, b) in enumerate(zip(weights[:-1], weights[1:], strict=False)):
             if b.shape[1] != a.shape[0]:
-                raise ValueError(f"W{i + 2} has {b.shape[1]} columns but W{i + 1} has {a.shape[0]} rows")
+                raise ValueError(
+                    f"W{i + 2} has {b.shape[1]} columns but W{i + 1} has {a.shape[0]} rows"
+                )
         for i, W in enumerate(weights):
             self.register_parameter(f"W{i + 1}", nn.Parameter(W))
 
@@ -70,12 +72,17 @@ class DeepNet(nn.Module):
                 ``"layer"``: one block per weight matrix, in one group ``"layers"``.
         """
         if per == "neuron":
-            return BlockLayout.uniform([(n, W.shape[0], W.shape[1])
-                                        for n, W in zip(self.weight_names, self.weights, strict=True)])
+            return BlockLayout.uniform(
+                [
+                    (n, W.shape[0], W.shape[1])
+                    for n, W in zip(self.weight_names, self.weights, strict=True)
+                ]
+            )
         if per == "layer":
             return BlockLayout.from_named_sizes(
                 [(n, W.numel()) for n, W in zip(self.weight_names, self.weights, strict=True)],
-                group="layers")
+                group="layers",
+            )
         raise ValueError(f"per must be 'neuron' or 'layer', got {per!r}")
 
 
@@ -119,14 +126,21 @@ def deep_net(
         if init == "lecun":
             W = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64) / math.sqrt(fan_in)
         else:
-            W = (torch.rand(fan_out, fan_in, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(fan_in)
+            W = (
+                torch.rand(fan_out, fan_in, generator=gen, dtype=torch.float64) * 2 - 1
+            ) / math.sqrt(fan_in)
         weights.append(W)
     device = torch.device(device) if device is not None else default_device()
     return DeepNet([W.to(device=device, dtype=dtype) for W in weights])
 
 
 def deep_hessian(
-    net: DeepNet, X: torch.Tensor, y: torch.Tensor, *, loss: str = "ce",  # noqa: N803
+    net: DeepNet,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
+    part: str = "full",
     max_bytes: int | None = None,
 ) -> torch.Tensor:
     r"""Exact Hessian of a :class:`DeepNet` by block formulas (GEMMs, no autograd).
@@ -150,6 +164,8 @@ def deep_hessian(
         X: inputs ``(N, d)`` (dtype/device of ``net``).
         y: labels ``(N,)``.
         loss: ``"ce"`` or ``"mse"``.
+        part: ``"full"`` (the Hessian), ``"gauss_newton"`` (first term only) or
+            ``"residual"`` (second term only; zero on the layer-diagonal blocks).
         max_bytes: memory budget for the ``(P, P)`` result.
 
     Returns:
@@ -162,12 +178,22 @@ def deep_hessian(
     Ws = [W.detach() for W in net.weights]
     C, L, N = net.num_classes, net.depth, X.shape[0]
     check_labels(y, N, C)
+    if part not in ("full", "gauss_newton", "residual"):
+        raise ValueError(f"part must be 'full', 'gauss_newton' or 'residual', got {part!r}")
+    gn, res = part != "residual", part != "gauss_newton"
     if X.shape[1] != Ws[0].shape[1] or X.dtype != Ws[0].dtype:
-        raise ValueError(f"X must be (N, {Ws[0].shape[1]}) of dtype {Ws[0].dtype}, got {tuple(X.shape)} {X.dtype}")
+        raise ValueError(
+            f"X must be (N, {Ws[0].shape[1]}) of dtype {Ws[0].dtype}, "
+            f"got {tuple(X.shape)} {X.dtype}"
+        )
     sizes = [W.numel() for W in Ws]
     P = sum(sizes)
-    check_memory(P * P * X.element_size(), what=f"a dense {P}x{P} Hessian", device=X.device,
-                 max_bytes=max_bytes)
+    check_memory(
+        P * P * X.element_size(),
+        what=f"a dense {P}x{P} Hessian",
+        device=X.device,
+        max_bytes=max_bytes,
+    )
     hs, Ds = [X], []  # inputs of each layer (N, n_l); ReLU masks of hidden layers
     for W in Ws[:-1]:
         Z = hs[-1] @ W.T  # (N, n_{l+1})
@@ -206,14 +232,17 @@ def deep_hessian(
             parts = []
             for k in range(layer, L):
                 units_k = slice(unit_off[k], unit_off[k + 1])
-                rhs = M[:, unit, units_k][:, :, None] * hs[k][:, None, :]  # (N, n_{k+1}, n_k)
-                if k > layer:
+                rhs = torch.zeros(N, Ws[k].shape[0], Ws[k].shape[1], dtype=X.dtype, device=X.device)
+                if gn:
+                    rhs += M[:, unit, units_k][:, :, None] * hs[k][:, None, :]  # (N, n_{k+1}, n_k)
+                if res and k > layer:
                     rhs += delta[:, units_k][:, :, None] * T[(k, layer)][:, None, :, i]
                 parts.append(rhs.reshape(N, -1))
             rows = slice(off[layer] + i * n_in, off[layer] + (i + 1) * n_in)
-            H[rows, off[layer]:] = hs[layer].T @ torch.cat(parts, dim=1) / N
+            H[rows, off[layer] :] = hs[layer].T @ torch.cat(parts, dim=1) / N
     for layer in range(L):  # mirror the blocks below the diagonal
         for k in range(layer + 1, L):
-            H[off[k]:off[k + 1], off[layer]:off[layer + 1]] = \
-                H[off[layer]:off[layer + 1], off[k]:off[k + 1]].T
+            H[off[k] : off[k + 1], off[layer] : off[layer + 1]] = H[
+                off[layer] : off[layer + 1], off[k] : off[k + 1]
+            ].T
     return H

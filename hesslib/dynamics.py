@@ -5,8 +5,10 @@ for CE and ``f(x_n) − e_{y_n}`` for MSE), the cross block splits as (see
 :mod:`hesslib.closed_form`)
 
 .. math::
-    H_{w_k v_c} = \underbrace{\tfrac1N \textstyle\sum_n g_{nc} D_{nk}\, x_n e_k^\top}_{\text{residual term}}
-    \;+\; \underbrace{\tfrac1N \textstyle\sum_n (V^\top S_n)_{kc} D_{nk}\, x_n a_n^\top}_{\text{rest}} .
+    H_{w_k v_c} = \underbrace{\tfrac1N \textstyle\sum_n g_{nc} D_{nk}\,
+        x_n e_k^\top}_{\text{residual term}}
+    \;+\; \underbrace{\tfrac1N \textstyle\sum_n (V^\top S_n)_{kc} D_{nk}\,
+        x_n a_n^\top}_{\text{rest}} .
 
 The residual term lives in the k-th column of each ``d × m`` block and is proportional to the
 residuals ``g``; it is what makes ``H_wv`` look block-circulant at initialisation, and it fades
@@ -28,8 +30,19 @@ from .losses import loss_fn
 from .models import OneHiddenNet
 from .plotting import pool_abs
 
-__all__ = ["HwvNorms", "HessianSnapshot", "hwv_norms", "residual_columns", "hwv_column_norms",
-           "hessian_snapshot", "snapshot_table", "log_correlation"]
+__all__ = [
+    "HwvNorms",
+    "HessianSnapshot",
+    "hwv_norms",
+    "residual_columns",
+    "hwv_column_norms",
+    "hessian_snapshot",
+    "snapshot_table",
+    "log_correlation",
+    "snapshot_gif",
+    "gif_html",
+    "plot_snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -59,9 +72,18 @@ def _forward_parts(X, y, W, V, loss):  # noqa: N803
     return D, G
 
 
-def residual_columns(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, V: torch.Tensor, *,  # noqa: N803
-                     loss: str = "ce") -> torch.Tensor:
-    r"""The non-zero columns of the residual term, :math:`R_k = \frac1N X^\top \mathrm{diag}(D_{\cdot k}) G`.
+def residual_columns(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    W: torch.Tensor,
+    V: torch.Tensor,
+    *,  # noqa: N803
+    loss: str = "ce",
+) -> torch.Tensor:
+    r"""The non-zero columns of the residual term.
+
+    :math:`R_k = \frac1N X^\top \mathrm{diag}(D_{\cdot k})\, G` with ``G`` the ``(N, C)``
+    residuals.
 
     Returns:
         ``(m, d, C)``: ``R[k, :, c]`` is column ``k`` of the residual term's block ``(k, c)``
@@ -89,8 +111,14 @@ def hwv_column_norms(Hwv: torch.Tensor, m: int) -> torch.Tensor:
     return blocks.pow(2).sum(dim=(1, 2)).sqrt()  # (m, m)
 
 
-def hwv_norms(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, V: torch.Tensor, *,  # noqa: N803
-              loss: str = "ce") -> HwvNorms:
+def hwv_norms(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    W: torch.Tensor,
+    V: torch.Tensor,
+    *,  # noqa: N803
+    loss: str = "ce",
+) -> HwvNorms:
     """:class:`HwvNorms` from :func:`hesslib.hwv_decomposition` (no full Hessian needed).
 
     Args:
@@ -100,15 +128,21 @@ def hwv_norms(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, V: torch.Tensor
     residual, rest = hwv_decomposition(X, y, W, V, loss=loss)
     total = residual + rest  # (m d, C m)
     M = hwv_column_norms(total, W.shape[0])
-    return HwvNorms(float(total.norm()), float(residual.norm()), float(rest.norm()),
-                    float(M.diagonal().pow(2).sum() / M.pow(2).sum()))
+    return HwvNorms(
+        float(total.norm()),
+        float(residual.norm()),
+        float(rest.norm()),
+        float(M.diagonal().pow(2).sum() / M.pow(2).sum()),
+    )
 
 
 def _hwv_norms_from_block(Hwv, X, y, W, V, loss) -> HwvNorms:  # noqa: N803
     """Same as :func:`hwv_norms` when ``H_wv`` is already at hand (one cheap extra GEMM)."""
     m = W.shape[0]
     R = residual_columns(X, y, W, V, loss=loss)  # (m, d, C)
-    own = Hwv.reshape(m, -1, V.shape[0], m).diagonal(dim1=0, dim2=3)  # (d, C, m): column k of (k, c)
+    own = Hwv.reshape(m, -1, V.shape[0], m).diagonal(
+        dim1=0, dim2=3
+    )  # (d, C, m): column k of (k, c)
     own = own.permute(2, 0, 1)  # (m, d, C)
     total2 = float(Hwv.pow(2).sum())
     res2 = float(R.pow(2).sum())
@@ -133,6 +167,9 @@ class HessianSnapshot:
         column_norms: ``(m, m)`` map of :func:`hwv_column_norms`.
         norm_ww, norm_vv: ``‖H_ww‖_F`` and ``‖H_vv‖_F`` (for scale).
         grad_norm: ``‖∇ℓ‖_2`` at the checkpoint.
+        hwv_zoom: ``|H_wv|`` on the first ``zoom[0]`` input coordinates of every neuron and the
+            first ``zoom[1]`` classes, ``(m·zoom[0], zoom[1]·m)`` (NumPy): the one-column
+            pattern at full resolution.
     """
 
     step: int
@@ -147,10 +184,19 @@ class HessianSnapshot:
     norm_ww: float
     norm_vv: float
     grad_norm: float
+    hwv_zoom: np.ndarray
 
 
-def hessian_snapshot(net: OneHiddenNet, X: torch.Tensor, y: torch.Tensor, *, loss: str = "ce",  # noqa: N803
-                     step: int = 0, max_pixels: int = 400) -> HessianSnapshot:
+def hessian_snapshot(
+    net: OneHiddenNet,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
+    step: int = 0,
+    max_pixels: int = 400,
+    zoom: tuple[int, int] = (24, 6),
+) -> HessianSnapshot:
     """Exact Hessian (closed form, the dtype of ``net``) at ``net`` and its summaries.
 
     The ``(P, P)`` matrix is freed on return; only pooled images and norms are kept, so a
@@ -162,6 +208,8 @@ def hessian_snapshot(net: OneHiddenNet, X: torch.Tensor, y: torch.Tensor, *, los
         loss: ``"ce"`` or ``"mse"``.
         step: the training step, stored.
         max_pixels: size of the pooled image.
+        zoom: ``(input coordinates per neuron, classes)`` kept at full resolution in
+            :attr:`HessianSnapshot.hwv_zoom`.
     """
     if not isinstance(net, OneHiddenNet):
         raise TypeError(f"net must be a OneHiddenNet, got {type(net).__name__}")
@@ -174,16 +222,32 @@ def hessian_snapshot(net: OneHiddenNet, X: torch.Tensor, y: torch.Tensor, *, los
     hwv = _hwv_norms_from_block(Hb.Hwv, X, y, W, V, loss)
     cols = hwv_column_norms(Hb.Hwv, m)
     nww, nvv = float(Hb.Hww.norm()), float(Hb.Hvv.norm())
+    d, C = W.shape[1], V.shape[0]
+    zd, zc = min(zoom[0], d), min(zoom[1], C)
+    zoomed = Hb.Hwv.reshape(m, d, C * m)[:, :zd, : zc * m].reshape(m * zd, zc * m)  # (m zd, zc m)
+    zoomed = zoomed.abs().cpu().numpy()
     del Hb
     theta = torch.cat([W.reshape(-1), V.reshape(-1)]).requires_grad_(True)
     with torch.enable_grad():
-        value = loss_fn(loss)(torch.relu(X @ theta[: W.numel()].view_as(W).T)
-                              @ theta[W.numel():].view_as(V).T, y)
+        value = loss_fn(loss)(
+            torch.relu(X @ theta[: W.numel()].view_as(W).T) @ theta[W.numel() :].view_as(V).T, y
+        )
         (grad,) = torch.autograd.grad(value, theta)
     return HessianSnapshot(
-        step, float(value), image, factor, norms,
+        step,
+        float(value.detach()),
+        image,
+        factor,
+        norms,
         stats_from_norms(norms[:m, :m]).rms_ratio if m > 1 else float("nan"),
-        stats_from_norms(norms[m:, m:]).rms_ratio, hwv, cols, nww, nvv, float(grad.norm()))
+        stats_from_norms(norms[m:, m:]).rms_ratio,
+        hwv,
+        cols,
+        nww,
+        nvv,
+        float(grad.norm()),
+        zoomed,
+    )
 
 
 def snapshot_table(snaps: Iterable[HessianSnapshot]) -> dict[str, np.ndarray]:
@@ -212,3 +276,135 @@ def log_correlation(a, b) -> float:
     if (a <= 0).any() or (b <= 0).any():
         raise ValueError("log_correlation needs positive values")
     return float(np.corrcoef(np.log(a), np.log(b))[0, 1])
+
+
+def snapshot_gif(
+    snaps: Iterable[HessianSnapshot],
+    *,
+    boundary: int | None = None,
+    clip: float = 1 / 100,
+    total_steps: int | None = None,
+    size: float = 4.0,
+    dpi: int = 80,
+    seconds_per_frame: float = 0.8,
+    cmap: str = "viridis",
+    colors: int = 64,
+) -> bytes:
+    """An animated GIF of the pooled ``|H|`` images of a list of snapshots.
+
+    Each frame is scaled to its own maximum and saturates at ``clip`` of it (as the static
+    heatmaps), so the frames show how the *pattern* changes while the overall scale grows.
+
+    Args:
+        snaps: the snapshots, in order.
+        boundary: parameter index where ``V`` starts (``m d``): a white line separates the
+            layers.
+        clip: saturation fraction of each frame's maximum.
+        total_steps: length of the run (shown as a percentage in the frame titles).
+        size: figure side in inches; ``dpi``: resolution (``size · dpi`` pixels).
+        seconds_per_frame: display time of a frame.
+        cmap: colormap.
+        colors: palette size of the GIF (fewer colours, smaller file).
+
+    Returns:
+        The GIF file's bytes (write them, or embed them with :func:`gif_html`).
+    """
+    import io
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from PIL import Image, ImageSequence
+
+    snaps = list(snaps)
+    if not snaps:
+        raise ValueError("snaps is empty")
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(snaps[0].image, cmap=cmap, interpolation="nearest")
+    if boundary is not None:
+        pos = boundary / snaps[0].factor - 0.5
+        ax.axhline(pos, color="white", lw=1.0)
+        ax.axvline(pos, color="white", lw=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    title = ax.set_title("|H| at step 0 (100.0 %), loss 0.000", fontsize=9)  # room for titles
+    fig.tight_layout()
+
+    def draw(i):
+        s = snaps[i]
+        im.set_data(s.image)
+        im.set_clim(0, float(s.image.max()) * clip)
+        pct = f" ({100 * s.step / total_steps:.1f} %)" if total_steps else ""
+        title.set_text(f"|H| at step {s.step}{pct}, loss {s.loss:.3f}")
+        return im, title
+
+    anim = FuncAnimation(fig, draw, frames=len(snaps), blit=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "anim.gif")
+        anim.save(path, writer=PillowWriter(fps=1.0 / seconds_per_frame), dpi=dpi)
+        plt.close(fig)
+        with Image.open(path) as gif:  # a smaller palette: noisy Hessian pixels compress badly
+            frames = [f.convert("RGB").quantize(colors=colors) for f in ImageSequence.Iterator(gif)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                   duration=int(1000 * seconds_per_frame), optimize=True)
+    return buf.getvalue()
+
+
+def gif_html(gif: bytes, *, alt: str = "animation", width: int | None = None):
+    """An ``IPython.display.HTML`` ``<img>`` with the GIF inlined as a data URI.
+
+    The page then carries the animation itself: it plays in a static, offline HTML build
+    (Jupyter Book) without a server, JavaScript or a file next to the notebook.
+    """
+    import base64
+
+    from IPython.display import HTML
+
+    b64 = base64.b64encode(gif).decode("ascii")
+    w = f' width="{width}"' if width else ""
+    return HTML(f'<img src="data:image/gif;base64,{b64}" alt="{alt}"{w} />')
+
+
+def plot_snapshot(
+    snap: HessianSnapshot,
+    *,
+    ax=None,
+    boundary: int | None = None,
+    clip: float = 1 / 100,
+    title: str | None = None,
+    colorbar: bool = False,
+):
+    """Draw the pooled ``|H|`` of a snapshot, saturating at ``clip`` of its maximum.
+
+    Args:
+        snap: the snapshot.
+        ax: matplotlib axes (new figure if ``None``).
+        boundary: parameter index where ``V`` starts (``m d``), drawn as white lines.
+        clip: saturation fraction.
+        title: axes title (default: step and loss).
+        colorbar: add a colour bar.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(3.6, 3.4))[1]
+    im = ax.imshow(
+        snap.image,
+        cmap="viridis",
+        vmin=0,
+        vmax=float(snap.image.max()) * clip,
+        interpolation="nearest",
+    )
+    if boundary is not None:
+        pos = boundary / snap.factor - 0.5
+        ax.axhline(pos, color="white", lw=1.0)
+        ax.axvline(pos, color="white", lw=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(
+        title if title is not None else f"step {snap.step}, loss {snap.loss:.3f}", fontsize=9
+    )
+    if colorbar:
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax

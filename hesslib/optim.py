@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -217,6 +218,17 @@ def _init_point(problem: BlockQuadratic, w0, seed: int) -> torch.Tensor:
     return torch.randn(problem.dim, generator=make_generator(seed), dtype=torch.float64)
 
 
+@contextmanager
+def _one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (badly so on a busy CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def _run(problem, w0, steps, update, k: int) -> torch.Tensor:
     """Iterate ``W ← update(W, G, t)`` on ``k`` copies of ``w0`` (one column per step size);
     return the relative loss gaps ``(steps + 1, k)``, ``inf`` from the first divergence on."""
@@ -224,9 +236,10 @@ def _run(problem, w0, steps, update, k: int) -> torch.Tensor:
     L0 = problem.loss(W)  # (k,)
     gaps = torch.empty(steps + 1, k, dtype=torch.float64)
     gaps[0] = 1.0
-    for t in range(steps):
-        W = update(W, problem.H @ W, t)
-        gaps[t + 1] = problem.loss(W) / L0
+    with _one_thread():
+        for t in range(steps):
+            W = update(W, problem.H @ W, t)
+            gaps[t + 1] = problem.loss(W) / L0
     bad = ~torch.isfinite(gaps) | (gaps > 1e12)
     return gaps.masked_fill(bad.cummax(0).values, math.inf)
 

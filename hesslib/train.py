@@ -36,8 +36,15 @@ from .deep import DeepNet
 from .losses import loss_fn
 from .models import LinearNet, OneHiddenNet
 
-__all__ = ["Checkpoint", "TrainResult", "train_adam", "lr_schedule", "checkpoint_steps",
-           "SCHEDULES"]
+__all__ = [
+    "Checkpoint",
+    "TrainResult",
+    "train_adam",
+    "lr_schedule",
+    "checkpoint_steps",
+    "textbook_adam_speed",
+    "SCHEDULES",
+]
 
 SCHEDULES = ("constant", "cosine")
 
@@ -89,8 +96,9 @@ class TrainResult:
         raise ValueError(f"no checkpoint at step {step}; have {[c.step for c in self.checkpoints]}")
 
 
-def lr_schedule(lr: float, steps: int, *, schedule: str = "constant", warmup: int = 0,
-                min_lr: float = 0.0) -> torch.Tensor:
+def lr_schedule(
+    lr: float, steps: int, *, schedule: str = "constant", warmup: int = 0, min_lr: float = 0.0
+) -> torch.Tensor:
     r"""Learning rate of each of ``steps`` updates.
 
     ``cosine``: :math:`\eta_t = \eta_{\min} + \tfrac12(\eta-\eta_{\min})(1+\cos(\pi t/T))` after a
@@ -117,8 +125,9 @@ def lr_schedule(lr: float, steps: int, *, schedule: str = "constant", warmup: in
     return lrs
 
 
-def checkpoint_steps(steps: int, fractions: Sequence[float] = (0.0, 0.01, 0.25, 0.5, 1.0),
-                     *, extra_log: int = 0) -> list[int]:
+def checkpoint_steps(
+    steps: int, fractions: Sequence[float] = (0.0, 0.01, 0.25, 0.5, 1.0), *, extra_log: int = 0
+) -> list[int]:
     """Checkpoint steps at fractions of the run, plus ``extra_log`` log-spaced ones.
 
     Args:
@@ -163,8 +172,14 @@ class _MLPGrad:
     to memory; only the small gradient sums cross chunks. On a GPU one chunk holds all samples.
     """
 
-    def __init__(self, shapes: list[torch.Size], X: torch.Tensor, y: torch.Tensor, loss: str,  # noqa: N803
-                 chunk: int | None = None):
+    def __init__(
+        self,
+        shapes: list[torch.Size],
+        X: torch.Tensor,
+        y: torch.Tensor,
+        loss: str,  # noqa: N803
+        chunk: int | None = None,
+    ):
         self.shapes = shapes
         self.numels = [s.numel() for s in shapes]
         self.X = X.contiguous()  # (N, d)
@@ -173,9 +188,9 @@ class _MLPGrad:
         self.loss = loss
         N, C = X.shape[0], shapes[-1][0]
         self.N = N
-        if chunk is None:  # ~1 MB of float32 per (chunk, widest layer) matrix on a CPU
+        if chunk is None:  # ~2 MB of float32 per (chunk, widest layer) matrix on a CPU
             widest = max(max(s[0], s[1]) for s in shapes)
-            chunk = N if X.device.type != "cpu" else max(128, 2**18 // widest)
+            chunk = N if X.device.type != "cpu" else max(256, 2**19 // widest)
         self.bounds = [(s, min(N, s + chunk)) for s in range(0, N, chunk)]
         self.rows = torch.arange(min(N, chunk), device=X.device)
         self.minus_one = torch.tensor(-1.0, dtype=X.dtype, device=X.device)
@@ -235,7 +250,9 @@ def _autograd_grad(model: nn.Module, X, y, loss: str):  # noqa: N803
     lfn = loss_fn(loss)
 
     def f(theta):
-        params = {n: t.view(s) for n, t, s in zip(names, torch.split(theta, numels), shapes, strict=True)}
+        params = {
+            n: t.view(s) for n, t, s in zip(names, torch.split(theta, numels), shapes, strict=True)
+        }
         return lfn(functional_call(model, params, (X,)), y)
 
     gv = grad_and_value(f)
@@ -327,7 +344,9 @@ def train_adam(
         raise ValueError(f"method must be 'auto', 'mlp' or 'autograd', got {method!r}")
     names = _mlp_names(model)
     if method == "mlp" and names is None:
-        raise ValueError(f"method='mlp' needs a LinearNet, OneHiddenNet or DeepNet, got {type(model).__name__}")
+        raise ValueError(
+            f"method='mlp' needs a LinearNet, OneHiddenNet or DeepNet, got {type(model).__name__}"
+        )
     use_mlp = names is not None and method != "autograd"
     lrs = lr_schedule(lr, steps, schedule=schedule, warmup=warmup, min_lr=min_lr)
 
@@ -392,5 +411,41 @@ def train_adam(
     losses64 = losses.to(torch.float64).cpu()
     if not bool(torch.isfinite(losses64).all()):
         raise FloatingPointError("training diverged (non-finite loss); lower lr")
-    return TrainResult(losses64, lrs, tuple(taken), seconds, steps / max(seconds, 1e-12),
-                       "mlp" if use_mlp else "autograd")
+    return TrainResult(
+        losses64,
+        lrs,
+        tuple(taken),
+        seconds,
+        steps / max(seconds, 1e-12),
+        "mlp" if use_mlp else "autograd",
+    )
+
+
+def textbook_adam_speed(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
+    steps: int = 20,
+    lr: float = 1e-3,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """Steps per second of the textbook loop (module forward, ``backward()``, ``torch.optim.Adam``).
+
+    The baseline :func:`train_adam` is compared with; runs on a copy of ``model`` in ``dtype``
+    after one warm-up step.
+    """
+    check_positive_int("steps", steps)
+    work = copy.deepcopy(model).to(dtype)
+    Xt = X.to(dtype)
+    lfn = loss_fn(loss)
+    opt = torch.optim.Adam(work.parameters(), lr=lr)
+    t0 = 0.0
+    for t in range(steps + 1):
+        if t == 1:
+            t0 = time.perf_counter()
+        opt.zero_grad()
+        lfn(work(Xt), y).backward()
+        opt.step()
+    return steps / (time.perf_counter() - t0)

@@ -55,7 +55,7 @@ def built() -> Path:
 
 def test_every_page_exists(built):
     assert (built / "index.html").is_file()
-    for chapter in book.find_chapters(ROOT):
+    for chapter in book.book_chapters(ROOT):
         assert (built / "notebooks" / f"{chapter.name}.html").is_file(), chapter.name
     for page in ("intro", "reproducibility", "api", "notation", "references"):
         assert (built / "book" / f"{page}.html").is_file(), page
@@ -64,7 +64,7 @@ def test_every_page_exists(built):
 def test_reproducibility_page_lists_every_chapter_at_quick(built):
     page = (built / "book" / "reproducibility.html").read_text()
     assert "quick" in page
-    for chapter in book.find_chapters(ROOT):
+    for chapter in book.book_chapters(ROOT):
         assert f"{chapter.name}.html" in page, chapter.name
 
 

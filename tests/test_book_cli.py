@@ -123,12 +123,28 @@ def test_failing_chapter_names_cell_and_leaves_no_executed_notebook(tmp_path, ca
     assert (root / "_build" / "failed" / "quick" / "99_fail.ipynb").is_file()
 
 
+def test_build_skips_chapters_not_in_the_toc(tmp_path, capsys):
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER, "99_fail": FAILING_CHAPTER})
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: Chapters\n"
+        "    chapters:\n      - file: notebooks/98_ok\n"
+    )
+    assert book.toc_files(root) == ["book/intro", "notebooks/98_ok"]
+    assert [c.name for c in book.book_chapters(root)] == ["98_ok"]
+    assert "not in _toc.yml, so not built: 99_fail" in capsys.readouterr().out
+    assert book.toc_files(tmp_path / "nowhere") is None
+
+
 # --- incremental execution ---------------------------------------------------------------------
 
 
 @pytest.mark.book
-def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path):
+def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path, monkeypatch):
     root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
+    lib = tmp_path / "lib"  # the hash covers this instead of hesslib/, which may be edited now
+    lib.mkdir()
+    (lib / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(book, "LIB_DIR", lib)
     ex = book.Executor(root, progress=False)
     (ch,) = book.find_chapters(root)
 
@@ -147,6 +163,8 @@ def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path):
     assert ex.execute(ch, "quick", {"N": 5}).status == "executed"
     assert ex.execute(ch, "default").status == "executed"  # one cache per profile
     assert ex.execute(ch, "quick", {"N": 5}).status == "cached"
+    (lib / "a.py").write_text("x = 2\n")  # the library changed
+    assert ex.execute(ch, "quick", {"N": 5}).status == "executed"
 
     nb = json.loads(ex.target(ch, "quick").read_text())
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
@@ -198,11 +216,21 @@ def test_reproducibility_page_renders_every_fact():
             "git_commit": "0123456789ab",
         },
     )
-    page = meta.render_reproducibility([record, {**record, "chapter": "02_x"}], "quick", {})
-    row = next(line for line in page.splitlines() if "01_observations" in line)
-    for fact in ("`quick`", "`N=7`", "Some CPU (2 cores)", "2.13.0", "0.1.0", "0123456789ab"):
+    other = {**record, "chapter": "02_x", "wall_seconds": 130.0}
+    page = meta.render_reproducibility([record, other], "quick", {"quick": [record, other]})
+    row = next(line for line in page.splitlines() if "01_observations>" in line)
+    for fact in ("`quick`", "`N=7`", "| 0 |", "12.5 s"):
         assert fact in row
-    assert "12.5 s" in row and "**25.0 s**" in page
+    assert "**2.4 min**" in page  # 12.5 s + 130 s
+    for fact in ("Some CPU (2 cores)", "torch 2.13.0", "hesslib 0.1.0", "`0123456789ab`"):
+        assert fact in page.split("| **Total**")[1]  # shared facts: once, under the table
+    assert "| 01_observations | 12.5 s |" in page  # the cost of each profile
+    assert "`quick` on Some CPU (2 cores)" in page
+    # a fact that differs between chapters gets a column
+    gpu = {**other, "device": "NVIDIA H100"}
+    page = meta.render_reproducibility([record, gpu], "quick", {})
+    assert "| Device |" in page.splitlines()[7]
+    assert "NVIDIA H100" in next(line for line in page.splitlines() if "02_x>" in line)
 
 
 # --- the table of contents ---------------------------------------------------------------------

@@ -84,3 +84,51 @@ def test_bad_inputs():
         hl.DeepNet([torch.zeros(3, 2), torch.zeros(4, 5)])
     with pytest.raises(ValueError, match="at least one"):
         hl.DeepNet([])
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_deep_hessian_matches_autograd(depth, loss):
+    data = hl.gaussian_data(13, 4, 3, seed=depth, device="cpu")
+    net = hl.deep_net(4, 5, 3, depth=depth, seed=2, device="cpu")
+    H = hl.deep_hessian(net, data.X, data.y, loss=loss)
+    f, theta = hl.flat_loss(net, data.X, data.y, loss)
+    ref = hl.hessian_reference(f, theta)
+    assert float((H - ref).abs().max()) < 1e-13 * float(ref.abs().max())
+    assert float((H - H.T).abs().max()) < 1e-15 * float(H.abs().max())
+
+
+def test_deep_hessian_depth2_equals_closed_form():
+    data = hl.gaussian_data(30, 6, 5, seed=0, device="cpu")
+    net = hl.deep_net(6, 4, 5, depth=2, seed=1, device="cpu")
+    one = hl.OneHiddenNet(net.W1.detach(), net.W2.detach())
+    H = hl.deep_hessian(net, data.X, data.y)
+    ref = hl.closed_form_hessian(one, data.X, data.y)
+    assert float((H - ref).abs().max()) < 1e-14 * float(ref.abs().max())
+
+
+def test_deep_hessian_bad_inputs():
+    data = hl.gaussian_data(10, 4, 3, seed=0, device="cpu")
+    net = hl.deep_net(4, 5, 3, seed=0, device="cpu")
+    with pytest.raises(TypeError, match="DeepNet"):
+        hl.deep_hessian(hl.one_hidden_net(4, 2, 3, device="cpu"), data.X, data.y)
+    with pytest.raises(ValueError, match="X must be"):
+        hl.deep_hessian(net, data.X.float(), data.y)
+    with pytest.raises(MemoryError):
+        hl.deep_hessian(net, data.X, data.y, max_bytes=1000)
+
+
+def test_deep_hessian_parts():
+    """Gauss-Newton + residual = H; the residual part lives off the layer-diagonal blocks."""
+    data = hl.gaussian_data(15, 4, 3, seed=3, device="cpu")
+    net = hl.deep_net(4, 5, 3, depth=3, seed=4, device="cpu")
+    H = hl.deep_hessian(net, data.X, data.y)
+    gn = hl.deep_hessian(net, data.X, data.y, part="gauss_newton")
+    res = hl.deep_hessian(net, data.X, data.y, part="residual")
+    assert float((gn + res - H).abs().max()) < 1e-14 * float(H.abs().max())
+    norms = hl.block_norms(res, net.layout("layer"))
+    assert float(norms.diagonal().abs().max()) == 0.0 and float(norms.max()) > 1e-3
+    # the Gauss-Newton part is positive semi-definite for CE
+    assert float(torch.linalg.eigvalsh(gn).min()) > -1e-12
+    with pytest.raises(ValueError, match="part"):
+        hl.deep_hessian(net, data.X, data.y, part="ggn")

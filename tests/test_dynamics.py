@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +110,18 @@ def test_snapshot_rejects_other_models():
     data = hl.gaussian_data(10, 3, 2, seed=0, device="cpu")
     with pytest.raises(TypeError, match="OneHiddenNet"):
         hl.hessian_snapshot(hl.linear_net(3, 2, device="cpu"), data.X, data.y)
+
+
+def test_snapshot_gif_and_html():
+    from PIL import Image
+
+    data = hl.gaussian_data(30, 4, 3, seed=0, device="cpu")
+    net = hl.one_hidden_net(4, 2, 3, seed=1, device="cpu")
+    snaps = [hl.hessian_snapshot(net, data.X, data.y, step=s) for s in (0, 1, 2)]
+    gif = hl.snapshot_gif(snaps, boundary=8, total_steps=2, size=1.5, dpi=40)
+    with Image.open(io.BytesIO(gif)) as im:
+        assert im.format == "GIF" and im.n_frames == 3 and im.size == (60, 60)
+    html = hl.gif_html(gif, alt="x", width=100).data
+    assert html.startswith('<img src="data:image/gif;base64,') and 'width="100"' in html
+    with pytest.raises(ValueError, match="empty"):
+        hl.snapshot_gif([])

@@ -48,8 +48,18 @@ def test_trajectory_equals_torch_adam(data, kind):
     """float64, cosine schedule with warm-up: same iterates as torch.optim.Adam + autograd."""
     net = _models(data.d, data.num_classes)[kind]
     steps, lr = 25, 0.05
-    res = hl.train_adam(net, data.X, data.y, steps=steps, lr=lr, schedule="cosine", warmup=3,
-                        checkpoints=[steps], dtype=torch.float64, progress=False)
+    res = hl.train_adam(
+        net,
+        data.X,
+        data.y,
+        steps=steps,
+        lr=lr,
+        schedule="cosine",
+        warmup=3,
+        checkpoints=[steps],
+        dtype=torch.float64,
+        progress=False,
+    )
     model = _models(data.d, data.num_classes)[kind]
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
     lrs = hl.lr_schedule(lr, steps, schedule="cosine", warmup=3)
@@ -65,8 +75,9 @@ def test_trajectory_equals_torch_adam(data, kind):
     final = torch.nn.utils.parameters_to_vector(res.at(steps).model.parameters())
     expected = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
     assert float((final - expected).abs().max()) < 1e-12
-    assert torch.allclose(res.losses[:steps], torch.tensor(ref_losses, dtype=torch.float64),
-                          rtol=0, atol=1e-12)
+    assert torch.allclose(
+        res.losses[:steps], torch.tensor(ref_losses, dtype=torch.float64), rtol=0, atol=1e-12
+    )
     assert res.method == "mlp"
 
 
@@ -88,8 +99,16 @@ def test_checkpoints_callback_and_untouched_model(data):
         seen.append((step, model.W.dtype))
         return float(hl.cross_entropy(model(data.X), data.y))
 
-    res = hl.train_adam(net, data.X, data.y, steps=30, lr=0.02, checkpoints=[30, 0, 7, 7],
-                        callback=cb, progress=False)
+    res = hl.train_adam(
+        net,
+        data.X,
+        data.y,
+        steps=30,
+        lr=0.02,
+        checkpoints=[30, 0, 7, 7],
+        callback=cb,
+        progress=False,
+    )
     assert [c.step for c in res.checkpoints] == [0, 7, 30]
     assert seen == [(0, torch.float64), (7, torch.float64), (30, torch.float64)]
     assert torch.equal(net.W.detach(), before)
