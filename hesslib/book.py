@@ -480,6 +480,7 @@ def _finish_site(app, exc) -> None:
     if exc is not None or app.builder.format != "html":
         return
     out = Path(app.outdir)
+    (out / TOC_STAMP).write_text(_toc_digest(app) + "\n")
     for docname in sorted(app.env.found_docs):
         src = Path(app.srcdir, f"{docname}.py")
         if chapter_number(docname) is not None and src.is_file():
@@ -593,20 +594,25 @@ def _api_directive():
     return HesslibApi
 
 
+TOC_STAMP = ".hesslib-toc"  # in the HTML output: the _toc.yml its pages were written with
+
+
+def _toc_digest(app) -> str:
+    import hashlib
+
+    toc = Path(app.srcdir, str(getattr(app.config, "external_toc_path", "_toc.yml")))
+    return hashlib.sha256(toc.read_bytes()).hexdigest() if toc.is_file() else ""
+
+
 def _reread_all_when_toc_changes(app, env, added, changed, removed) -> list[str]:
-    """Every page when ``_toc.yml`` changed since the last build.
+    """Every page, when the HTML output was written with another ``_toc.yml``.
 
     Each page carries the whole table of contents in its sidebar, but Sphinx rewrites only the
     pages whose own source changed: a chapter added to the TOC would be missing from the
     sidebar of every other page (the browser test caught this).
     """
-    import hashlib
-
-    toc = Path(app.srcdir, str(getattr(app.config, "external_toc_path", "_toc.yml")))
-    digest = hashlib.sha256(toc.read_bytes()).hexdigest() if toc.is_file() else ""
-    previous = getattr(env, "hesslib_toc_digest", None)
-    env.hesslib_toc_digest = digest
-    if previous is None or previous == digest:
+    stamp = Path(app.outdir, TOC_STAMP)
+    if stamp.is_file() and stamp.read_text().strip() == _toc_digest(app):
         return []
     return sorted(set(env.found_docs) - set(added) - set(changed) - set(removed))
 

@@ -327,3 +327,23 @@ def test_chapter_pages_offer_the_py_source(tmp_path):
     assert group["buttons"][1]["url"] == "../_sources/notebooks/04_static.py"
     book._py_download(app, "book/intro", "page.html", context, None)  # not a chapter
     assert len(group["buttons"]) == 3
+
+
+def test_every_page_is_rewritten_when_the_toc_changes(tmp_path):
+    """Each page's sidebar holds the whole TOC: a TOC change must rewrite every page."""
+    from types import SimpleNamespace
+
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    out = tmp_path / "html"
+    out.mkdir()
+    app = SimpleNamespace(srcdir=str(tmp_path), outdir=str(out), config=SimpleNamespace())
+    env = SimpleNamespace(found_docs={"intro", "a", "b", "new"})
+
+    def outdated():
+        return book._reread_all_when_toc_changes(app, env, {"new"}, {"a"}, set())
+
+    assert outdated() == ["b", "intro"]  # no stamp: output of an unknown TOC
+    (out / book.TOC_STAMP).write_text(book._toc_digest(app) + "\n")
+    assert outdated() == []
+    (tmp_path / "_toc.yml").write_text("root: intro\nchapters:\n  - file: new\n")
+    assert outdated() == ["b", "intro"]
