@@ -82,6 +82,16 @@ from .spectrum import *  # noqa: E402, F403
 
 _EXTRA += [_lanczos_module, rmt, spectrum]
 
+# chapter 06: transformers, CNN, optimisers, Gram-matrix block norms, heterogeneity
+from . import cnn, gram, heterogeneity, optim, transformer  # noqa: E402
+from .cnn import *  # noqa: E402, F403
+from .gram import *  # noqa: E402, F403
+from .heterogeneity import *  # noqa: E402, F403
+from .optim import *  # noqa: E402, F403
+from .transformer import *  # noqa: E402, F403
+
+_EXTRA += [transformer, cnn, optim, gram, heterogeneity]
+
 __all__ = ["plot", "__version__"] + [
     name for module in _MODULES + _EXTRA for name in module.__all__
 ]

@@ -71,8 +71,12 @@ def digits_data(
         X = X.reshape(X.shape[0], -1)
     device = torch.device(device) if device is not None else default_device()
     side = 8 * upsample
-    return Dataset(X.to(device=device, dtype=dtype), y.to(device), 10,
-                   name=f"digits {side}×{side}, N={X.shape[0]}")
+    return Dataset(
+        X.to(device=device, dtype=dtype),
+        y.to(device),
+        10,
+        name=f"digits {side}×{side}, N={X.shape[0]}",
+    )
 
 
 class SmallCNN(nn.Module):
@@ -80,8 +84,15 @@ class SmallCNN(nn.Module):
     ``pool_after``), then a linear classifier; ``forward`` maps ``(N, 1, s, s)`` images to
     logits ``(N, 10)``."""
 
-    def __init__(self, channels: tuple[int, ...], side: int, num_classes: int = 10, *,
-                 normalize: bool = False, pool_after: tuple[int, ...] = (2, 4)):
+    def __init__(
+        self,
+        channels: tuple[int, ...],
+        side: int,
+        num_classes: int = 10,
+        *,
+        normalize: bool = False,
+        pool_after: tuple[int, ...] = (2, 4),
+    ):
         super().__init__()
         if len(channels) < 1:
             raise ValueError("channels must list at least one convolution")
@@ -95,7 +106,8 @@ class SmallCNN(nn.Module):
         side //= 2 ** sum(1 for i in self.pool_after if i <= len(channels))
         if side < 1:
             raise ValueError("too many pooling steps for this image size")
-        self.fc = nn.Parameter(torch.empty(num_classes, c_in * side * side))
+        # a submodule after the convolutions, so that named_parameters() lists it last
+        self.head = nn.Linear(c_in * side * side, num_classes, bias=False)
         self.normalize = normalize
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:  # noqa: N803
@@ -110,6 +122,11 @@ class SmallCNN(nn.Module):
             if i + 1 in self.pool_after:
                 h = F.avg_pool2d(h, 2)
         return h.flatten(1) @ self.fc.T  # (N, 10)
+
+    @property
+    def fc(self) -> nn.Parameter:
+        """The classifier weight ``(10, c·s²)`` (parameter ``head.weight``)."""
+        return self.head.weight
 
 
 def small_cnn(
@@ -142,23 +159,32 @@ def small_cnn(
     """
     if init not in CNN_INITS:
         raise ValueError(f"init must be one of {CNN_INITS}, got {init!r}")
-    model = SmallCNN(tuple(channels), side, num_classes, normalize=normalize,
-                     pool_after=pool_after)
+    model = SmallCNN(tuple(channels), side, num_classes, normalize=normalize, pool_after=pool_after)
     gen = make_generator(seed)
     gain = 2.0 if init == "he" else 1.0
     for name, p in model.named_parameters():
         fan_in = p[0].numel()
-        g = 1.0 if name == "fc" else gain
+        g = 1.0 if name.startswith("head") else gain
         with torch.no_grad():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * math.sqrt(g / fan_in))
+            p.copy_(
+                torch.randn(p.shape, generator=gen, dtype=torch.float64) * math.sqrt(g / fan_in)
+            )
     device = torch.device(device) if device is not None else default_device()
     return model.to(device=device, dtype=dtype)
 
 
 def cnn_layout(model: SmallCNN) -> BlockLayout:
-    """One block per layer: ``conv1 … conv{L}`` (group ``conv``), then ``fc`` (group ``fc``)."""
-    named = [(f"conv{i + 1}", p.numel()) for i, p in enumerate(model.convs)]
-    named.append(("fc", model.fc.numel()))
+    """One block per layer: ``conv1 … conv{L}`` (group ``conv``), then ``fc`` (group ``fc``),
+    in the order of ``named_parameters()``."""
+    named = [
+        ("fc" if n.startswith("head") else f"conv{int(n.split('.')[1]) + 1}", p.numel())
+        for n, p in model.named_parameters()
+    ]
     L = len(model.convs)
-    return BlockLayout(tuple(s for _, s in named), tuple(n for n, _ in named),
-                       (("conv", 0, L), ("fc", L, L + 1)))
+    if [n for n, _ in named] != [f"conv{i + 1}" for i in range(L)] + ["fc"]:
+        raise ValueError(f"unexpected parameter order {[n for n, _ in named]}")
+    return BlockLayout(
+        tuple(s for _, s in named),
+        tuple(n for n, _ in named),
+        (("conv", 0, L), ("fc", L, L + 1)),
+    )

@@ -14,16 +14,26 @@ weight matrix.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from ._checks import check_labels, check_loss, check_matrix, check_num_classes, check_positive_int
-from .blocks import BlockLayout
+from .blocks import BlockLayout, block_norms, stats_from_norms
 from .device import default_device, make_generator
 from .hessian import check_memory
+from .losses import loss_fn
 
-__all__ = ["DeepNet", "deep_net", "deep_hessian"]
+__all__ = [
+    "DeepNet",
+    "DeepSnapshot",
+    "deep_net",
+    "deep_hessian",
+    "deep_snapshot",
+    "plot_deep_snapshot",
+]
 
 
 class DeepNet(nn.Module):
@@ -224,25 +234,148 @@ def deep_hessian(
     off = [0]
     for sz in sizes:
         off.append(off[-1] + sz)
-    H = torch.empty(P, P, dtype=X.dtype, device=X.device)
-    for layer in range(L):
+    H = (torch.zeros if not gn else torch.empty)(P, P, dtype=X.dtype, device=X.device)
+    for layer in range(L if gn else L - 1):
         n_in = Ws[layer].shape[1]
+        first = layer if gn else layer + 1  # the residual part has no layer-diagonal blocks
         for i in range(Ws[layer].shape[0]):
             unit = unit_off[layer] + i
             parts = []
-            for k in range(layer, L):
+            for k in range(first, L):
                 units_k = slice(unit_off[k], unit_off[k + 1])
-                rhs = torch.zeros(N, Ws[k].shape[0], Ws[k].shape[1], dtype=X.dtype, device=X.device)
                 if gn:
-                    rhs += M[:, unit, units_k][:, :, None] * hs[k][:, None, :]  # (N, n_{k+1}, n_k)
-                if res and k > layer:
-                    rhs += delta[:, units_k][:, :, None] * T[(k, layer)][:, None, :, i]
+                    rhs = M[:, unit, units_k][:, :, None] * hs[k][:, None, :]  # (N, n_{k+1}, n_k)
+                    if res and k > layer:
+                        rhs += delta[:, units_k][:, :, None] * T[(k, layer)][:, None, :, i]
+                else:
+                    rhs = delta[:, units_k][:, :, None] * T[(k, layer)][:, None, :, i]
                 parts.append(rhs.reshape(N, -1))
             rows = slice(off[layer] + i * n_in, off[layer] + (i + 1) * n_in)
-            H[rows, off[layer] :] = hs[layer].T @ torch.cat(parts, dim=1) / N
+            H[rows, off[first] :] = hs[layer].T @ torch.cat(parts, dim=1) / N
     for layer in range(L):  # mirror the blocks below the diagonal
         for k in range(layer + 1, L):
             H[off[k] : off[k + 1], off[layer] : off[layer + 1]] = H[
                 off[layer] : off[layer + 1], off[k] : off[k + 1]
             ].T
     return H
+
+
+@dataclass(frozen=True)
+class DeepSnapshot:
+    """What chapter 03 keeps of the exact Hessian of a :class:`DeepNet` at one checkpoint.
+
+    Attributes:
+        step: training step.
+        loss: training loss (float64).
+        image: ``|H|`` max-pooled to at most ``max_pixels`` per side (NumPy).
+        factor: the pooling factor.
+        layer_sizes: parameters per layer (for grid lines).
+        layer_widths: neurons (blocks) per layer.
+        neuron_norms: ``(B, B)`` Frobenius norms of the per-neuron blocks (``net.layout()``).
+        layer_norms: ``(L, L)`` Frobenius norms of the layer blocks ``H_{W_l W_k}``.
+        residual_share: ``‖residual part‖_F / ‖H‖_F`` (see :func:`deep_hessian`).
+    """
+
+    step: int
+    loss: float
+    image: np.ndarray
+    factor: int
+    layer_sizes: tuple[int, ...]
+    layer_widths: tuple[int, ...]
+    neuron_norms: torch.Tensor
+    layer_norms: torch.Tensor
+    residual_share: float
+
+    @property
+    def layer_diag_mass(self) -> float:
+        """Share of ``‖H‖_F²`` on the layer-diagonal blocks."""
+        return float(self.layer_norms.diagonal().pow(2).sum() / self.layer_norms.pow(2).sum())
+
+    @property
+    def neuron_ratios(self) -> list[float]:
+        """RMS off/diagonal ratio of the neuron blocks of each layer (the book's block ratio)."""
+        out, start = [], 0
+        for count in self.layer_widths:
+            sub = self.neuron_norms[start : start + count, start : start + count]
+            out.append(stats_from_norms(sub).rms_ratio if count > 1 else float("nan"))
+            start += count
+        return out
+
+    @property
+    def neuron_diag_mass(self) -> float:
+        """Share of ``‖H‖_F²`` on the per-neuron diagonal blocks."""
+        return float(self.neuron_norms.diagonal().pow(2).sum() / self.neuron_norms.pow(2).sum())
+
+
+def deep_snapshot(
+    net: DeepNet,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
+    step: int = 0,
+    max_pixels: int = 400,
+) -> DeepSnapshot:
+    """Exact Hessian of ``net`` (and its residual part), summarised; the matrices are freed.
+
+    Args:
+        net: the network (float64 for exact numbers).
+        X: inputs ``(N, d)``; y: labels ``(N,)``; loss: ``"ce"`` or ``"mse"``.
+        step: stored as is.
+        max_pixels: size of the pooled image.
+    """
+    from .plotting import pool_abs
+
+    H = deep_hessian(net, X, y, loss=loss)
+    lay = net.layout()
+    norms = block_norms(H, lay)  # (B, B)
+    image, factor = pool_abs(H, max_pixels=max_pixels)
+    total = float(H.norm())
+    del H
+    residual = float(deep_hessian(net, X, y, loss=loss, part="residual").norm())
+    L = net.depth
+    owner = torch.repeat_interleave(
+        torch.arange(L), torch.tensor([W.shape[0] for W in net.weights])
+    )
+    onehot = torch.nn.functional.one_hot(owner, L).to(norms.dtype)  # (B, L)
+    layer_norms = (onehot.T @ norms.cpu().pow(2) @ onehot).sqrt()  # (L, L)
+    with torch.no_grad():
+        value = float(loss_fn(loss)(net(X), y))
+    return DeepSnapshot(
+        step,
+        value,
+        image,
+        factor,
+        tuple(W.numel() for W in net.weights),
+        tuple(W.shape[0] for W in net.weights),
+        norms.cpu(),
+        layer_norms,
+        residual / total,
+    )
+
+
+def plot_deep_snapshot(
+    snap: DeepSnapshot, *, ax=None, clip: float = 1 / 10, title: str | None = None
+):
+    """Draw the pooled ``|H|`` of a :class:`DeepSnapshot` with white lines between layers."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(3.6, 3.4))[1]
+    ax.imshow(
+        snap.image,
+        cmap="viridis",
+        vmin=0,
+        vmax=float(snap.image.max()) * clip,
+        interpolation="nearest",
+    )
+    edge = 0
+    for size in snap.layer_sizes[:-1]:
+        edge += size
+        ax.axhline(edge / snap.factor - 0.5, color="white", lw=0.8)
+        ax.axvline(edge / snap.factor - 0.5, color="white", lw=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(
+        title if title is not None else f"step {snap.step}, loss {snap.loss:.3g}", fontsize=9
+    )
+    return ax

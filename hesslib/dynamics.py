@@ -42,6 +42,7 @@ __all__ = [
     "snapshot_gif",
     "gif_html",
     "plot_snapshot",
+    "hwv_norms_along",
 ]
 
 
@@ -347,8 +348,15 @@ def snapshot_gif(
         with Image.open(path) as gif:  # a smaller palette: noisy Hessian pixels compress badly
             frames = [f.convert("RGB").quantize(colors=colors) for f in ImageSequence.Iterator(gif)]
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], loop=0,
-                   duration=int(1000 * seconds_per_frame), optimize=True)
+    frames[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        loop=0,
+        duration=int(1000 * seconds_per_frame),
+        optimize=True,
+    )
     return buf.getvalue()
 
 
@@ -408,3 +416,47 @@ def plot_snapshot(
     if colorbar:
         plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
+
+
+def hwv_norms_along(
+    net: OneHiddenNet,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,  # noqa: N803
+    lr: float,
+    loss: str = "ce",
+    checkpoints=None,
+    schedule: str = "cosine",
+) -> list[tuple[int, float, HwvNorms]]:
+    """Train ``net`` with :func:`hesslib.train_adam` and decompose ``H_wv`` at checkpoints.
+
+    Args:
+        net: the one-hidden-layer net (left untouched).
+        X: inputs ``(N, d)``; y: labels ``(N,)``.
+        steps: Adam steps; lr: peak learning rate; schedule: ``"cosine"`` or ``"constant"``.
+        loss: ``"ce"`` or ``"mse"``.
+        checkpoints: steps at which to decompose (default: start and end).
+
+    Returns:
+        ``[(step, loss, HwvNorms), …]`` computed in float64.
+    """
+    from .train import train_adam
+
+    checkpoints = [0, steps] if checkpoints is None else checkpoints
+    run = train_adam(
+        net,
+        X,
+        y,
+        steps=steps,
+        lr=lr,
+        loss=loss,
+        schedule=schedule,
+        checkpoints=checkpoints,
+        progress=False,
+    )
+    X64 = X.to(torch.float64)
+    return [
+        (c.step, c.loss, hwv_norms(X64, y, c.model.W.detach(), c.model.V.detach(), loss=loss))
+        for c in run.checkpoints
+    ]

@@ -15,9 +15,9 @@ pairs collapses the class sums into ``(N, N)`` matrices built by GEMMs over the 
    \big[(p_n\!\cdot p_m)^2 - (P^{\circ 2} P^{\circ 2\top})_{nm}\big],
 
 with ``K = G∘G``, ``Λ_{nc} = p_{nc}(1 − p_{nc})``: cost ``O(N² (C + d))``, memory ``O(N²)`` plus
-one chunk of classes. Replacing ``K`` by its mean under ``a_n ~ N(0, I_d)`` independent of
-``p`` (``d²`` on the diagonal, ``d`` off it) gives, block by block, the second-moment formula
-``d (γ E[λ²] + (E λ)²)`` of chapter 05 (``hl.second_moment_prediction``).
+one chunk of classes. Replacing ``K`` by ``d·11ᵀ + d²·I`` — to leading order its mean under
+``a_n ~ N(0, I_d)`` independent of ``p`` — gives, block by block, exactly the second-moment
+formula ``d (γ E[λ²] + (E λ)²)`` of chapter 05 (``hl.second_moment_prediction``).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def _check_pair(A: torch.Tensor, P: torch.Tensor) -> None:
     check_num_classes(int(P.shape[1]))
 
 
+@torch.no_grad()
 def output_block_norms_gram(
     A: torch.Tensor,  # noqa: N803
     P: torch.Tensor,  # noqa: N803
@@ -89,8 +90,11 @@ def output_block_norms_gram(
     """
     _check_pair(A, P)
     C = P.shape[1]
-    idx = torch.arange(C, device=P.device) if classes is None else torch.as_tensor(
-        classes, device=P.device).long()
+    idx = (
+        torch.arange(C, device=P.device)
+        if classes is None
+        else torch.as_tensor(classes, device=P.device).long()
+    )
     if idx.ndim != 1 or idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= C:
         raise ValueError(f"classes must be a non-empty 1-D index set into [0, {C})")
     N, k = A.shape[0], idx.numel()
@@ -123,7 +127,9 @@ def _class_gram_sums(A: torch.Tensor, prob_chunks) -> OutputBlockStats:
     A64 = A.to(torch.float64)
     K = (A64 @ A64.T) ** 2  # (N, N), K_nm = (a_n · a_m)²
     Kpred = torch.full((N, N), float(d), dtype=torch.float64, device=A.device)
-    Kpred.diagonal().fill_(float(d) ** 2)  # E over Gaussian features, as in chapter 05
+    # d·11ᵀ + d²·I: (1/N²) sᵀ Kpred s = d (γ E[s²] + (E s)²), chapter 05's second moment
+    # (the exact Gaussian mean would put d² + 2d on the diagonal; the difference is O(1/d))
+    Kpred.diagonal().fill_(float(d) ** 2 + float(d))
     PP = torch.zeros(N, N, dtype=torch.float64, device=A.device)
     P2P2 = torch.zeros_like(PP)
     LL = torch.zeros_like(PP)
@@ -141,6 +147,7 @@ def _class_gram_sums(A: torch.Tensor, prob_chunks) -> OutputBlockStats:
     return _stats(sums[0], sums[1], sums[2], sums[3], C)
 
 
+@torch.no_grad()
 def output_block_stats_gram(
     A: torch.Tensor,  # noqa: N803
     P: torch.Tensor,  # noqa: N803
@@ -159,6 +166,7 @@ def output_block_stats_gram(
     return _class_gram_sums(A, (P[:, c0 : c0 + chunk] for c0 in range(0, P.shape[1], chunk)))
 
 
+@torch.no_grad()
 def lm_head_block_stats(
     N: int,  # noqa: N803
     d: int,

@@ -27,19 +27,25 @@ from .data import Dataset
 from .device import default_device, make_generator
 from .hessian import flat_loss, hvp
 from .losses import loss_fn
+from .optim import single_thread
 from .spectrum import Spectrum, block_slq, pairwise_js
 
 __all__ = [
-    "BlockSpectra",
+    "BlockwiseSpectra",
     "hvp_matvec",
-    "block_spectra",
+    "blockwise_spectra",
     "union_grid",
     "js_zero",
     "ScaledMLP",
     "scaled_mlp",
     "mlp_layout",
     "train_classifier",
-    "TrainResult",
+    "ClassifierRun",
+    "block_entry_rms",
+    "null_diag_mass",
+    "plot_block_spectra",
+    "plot_js",
+    "blockwise_spectra_from_file",
 ]
 
 
@@ -52,8 +58,10 @@ def hvp_matvec(f, theta: torch.Tensor, *, chunk: int | None = None):
 
     def matvec(Z: torch.Tensor) -> torch.Tensor:
         step = Z.shape[1] if chunk is None else chunk
-        outs = [hvp(f, theta, Z[:, c0 : c0 + step].to(theta.dtype)).to(Z.dtype)
-                for c0 in range(0, Z.shape[1], step)]
+        outs = [
+            hvp(f, theta, Z[:, c0 : c0 + step].to(theta.dtype)).to(Z.dtype)
+            for c0 in range(0, Z.shape[1], step)
+        ]
         return torch.cat(outs, dim=1)
 
     return matvec
@@ -73,7 +81,7 @@ def js_zero(D: torch.Tensor) -> float:
 
 
 @dataclass(frozen=True, eq=False)
-class BlockSpectra:
+class BlockwiseSpectra:
     """Blockwise SLQ spectra of one model and their pairwise JS distances.
 
     Attributes:
@@ -93,7 +101,7 @@ class BlockSpectra:
     num_matvecs: int
 
 
-def block_spectra(
+def blockwise_spectra(
     model: nn.Module,
     X: torch.Tensor,  # noqa: N803
     y: torch.Tensor,
@@ -106,7 +114,7 @@ def block_spectra(
     sigma_rel: float = 0.02,
     num_grid: int = 512,
     chunk: int | None = None,
-) -> BlockSpectra:
+) -> BlockwiseSpectra:
     """Spectra of all diagonal blocks ``H_bb`` of a model's loss Hessian by SLQ, together.
 
     Args:
@@ -122,12 +130,13 @@ def block_spectra(
         chunk: HVP columns per vmapped call (memory bound).
 
     Returns:
-        :class:`BlockSpectra`.
+        :class:`BlockwiseSpectra`.
     """
     f, theta = flat_loss(model, X, y, loss)
     if layout.num_params != theta.numel():
-        raise ValueError(f"layout covers {layout.num_params} parameters, the model has "
-                         f"{theta.numel()}")
+        raise ValueError(
+            f"layout covers {layout.num_params} parameters, the model has {theta.numel()}"
+        )
     calls = [0]
     inner = hvp_matvec(f, theta, chunk=chunk)
 
@@ -136,12 +145,42 @@ def block_spectra(
         return inner(Z)
 
     t0 = time.perf_counter()
-    spectra = block_slq(matvec, layout, theta.numel(), num_steps=num_steps,
-                        num_probes=num_probes, seed=seed, device=theta.device,
-                        sigma_rel=sigma_rel, num_grid=num_grid)
+    spectra = block_slq(
+        matvec,
+        layout,
+        theta.numel(),
+        num_steps=num_steps,
+        num_probes=num_probes,
+        seed=seed,
+        device=theta.device,
+        sigma_rel=sigma_rel,
+        num_grid=num_grid,
+    )
     seconds = time.perf_counter() - t0
     D = pairwise_js(spectra, grid=union_grid(spectra))
-    return BlockSpectra(tuple(layout.names), tuple(spectra), D, js_zero(D), seconds, calls[0])
+    return BlockwiseSpectra(tuple(layout.names), tuple(spectra), D, js_zero(D), seconds, calls[0])
+
+
+def blockwise_spectra_from_file(
+    path, *, sigma_rel: float = 0.02, num_grid: int = 512
+) -> BlockwiseSpectra:
+    """:class:`BlockwiseSpectra` from a file of ``python -m hesslib.cli slq`` (for example a
+    ``paper``-profile run on GPUs), read with :func:`hesslib.load_block_spectra`."""
+    from .spectra_io import load_block_spectra
+
+    saved = load_block_spectra(path)
+    spectra = saved.spectra(num_grid=num_grid, sigma_rel=sigma_rel)
+    D = pairwise_js(spectra, grid=union_grid(spectra))
+    seconds = saved.settings.get("seconds")
+    steps = saved.settings.get("steps")
+    return BlockwiseSpectra(
+        tuple(saved.names),
+        tuple(spectra),
+        D,
+        js_zero(D),
+        float(seconds) if seconds is not None else math.nan,
+        int(steps) if steps is not None else 0,
+    )
 
 
 class ScaledMLP(nn.Module):
@@ -197,7 +236,9 @@ def scaled_mlp(
     for W in model.weights:
         fan_in = W.shape[1]
         if init == "pytorch":
-            val = (torch.rand(W.shape, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(fan_in)
+            val = (torch.rand(W.shape, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(
+                fan_in
+            )
         else:
             val = torch.randn(W.shape, generator=gen, dtype=torch.float64) / math.sqrt(fan_in)
         with torch.no_grad():
@@ -209,11 +250,12 @@ def scaled_mlp(
 def mlp_layout(model: ScaledMLP) -> BlockLayout:
     """One block per layer, ``layer1 … layerL``."""
     return BlockLayout.from_named_sizes(
-        [(f"layer{i + 1}", W.numel()) for i, W in enumerate(model.weights)], group="layers")
+        [(f"layer{i + 1}", W.numel()) for i, W in enumerate(model.weights)], group="layers"
+    )
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class ClassifierRun:
     """Outcome of one training run.
 
     Attributes:
@@ -242,7 +284,7 @@ def train_classifier(
     batch_size: int = 128,
     seed: int = 0,
     loss: str = "ce",
-) -> TrainResult:
+) -> ClassifierRun:
     """Mini-batch SGD (momentum 0.9) or Adam (PyTorch defaults) on a copy of ``model``.
 
     The data order is seeded, so a run is deterministic for a seed. A run whose loss becomes
@@ -268,6 +310,19 @@ def train_classifier(
         return val if math.isfinite(val) else math.inf
 
     losses = [full_loss()]
+    with single_thread():
+        _epochs(net, opt, lfn, train, epochs, batch_size, gen, losses, full_loss)
+    losses += [math.inf] * (epochs + 1 - len(losses))
+    if math.isfinite(losses[-1]):
+        with torch.no_grad():
+            acc = float((net(test.X).argmax(1) == test.y).to(torch.float64).mean())
+    else:
+        acc = 0.0
+    return ClassifierRun(optimizer, float(lr), tuple(losses), losses[-1], acc)
+
+
+def _epochs(net, opt, lfn, train, epochs, batch_size, gen, losses, full_loss) -> None:
+    """The training loop of :func:`train_classifier` (appends the loss after each epoch)."""
     for _ in range(epochs):
         perm = torch.randperm(train.N, generator=gen).to(train.X.device)
         for b0 in range(0, train.N, batch_size):
@@ -280,11 +335,68 @@ def train_classifier(
             opt.step()
         losses.append(full_loss())
         if not math.isfinite(losses[-1]):
-            break
-    losses += [math.inf] * (epochs + 1 - len(losses))
-    if math.isfinite(losses[-1]):
-        with torch.no_grad():
-            acc = float((net(test.X).argmax(1) == test.y).to(torch.float64).mean())
-    else:
-        acc = 0.0
-    return TrainResult(optimizer, float(lr), tuple(losses), losses[-1], acc)
+            return
+
+
+def block_entry_rms(norms: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
+    """RMS entry of every block, ``‖H_ij‖_F / √(d_i d_j)``: block norms made comparable
+    across blocks of different sizes (embedding vs. one attention head)."""
+    d = torch.tensor(layout.sizes, dtype=torch.float64, device=norms.device)
+    return norms.to(torch.float64) / torch.sqrt(d[:, None] * d[None, :])
+
+
+def null_diag_mass(layout: BlockLayout) -> float:
+    """Diagonal mass of a matrix whose entries all have the same size: ``Σ d_i² / P²`` — the
+    baseline against which a measured diagonal mass means "near block-diagonal"."""
+    d = torch.tensor(layout.sizes, dtype=torch.float64)
+    return float((d**2).sum() / d.sum() ** 2)
+
+
+def plot_block_spectra(
+    result: BlockwiseSpectra, *, ax=None, select=None, floor: float = 1e-6, title: str | None = None
+):
+    """Blockwise densities overlaid: log density against a symmetric-log eigenvalue axis.
+
+    Args:
+        result: the spectra.
+        ax: axes.
+        select: names of the blocks to draw (default all).
+        floor: densities are drawn down to ``floor × max`` of each curve.
+        title: axes title.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    names = result.names if select is None else tuple(select)
+    scale = max(max(abs(float(s.grid[0])), abs(float(s.grid[-1]))) for s in result.spectra)
+    for name in names:
+        s = result.spectra[result.names.index(name)]
+        dens = s.density.clamp(min=float(s.density.max()) * floor)
+        ax.plot(s.grid.numpy(), dens.numpy(), lw=1.1, label=name)
+    linthresh = scale * 1e-3
+    ax.set_xscale("symlog", linthresh=linthresh)
+    decades = [
+        10.0**k
+        for k in range(math.ceil(math.log10(linthresh)) + 1, math.floor(math.log10(scale)) + 1)
+    ]
+    ax.set_xticks([-d for d in reversed(decades)] + [0.0] + decades)
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue (symmetric log scale)")
+    ax.set_ylabel("density")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_js(result: BlockwiseSpectra, *, ax=None, title: str | None = None):
+    """Heatmap of the pairwise JS distances (fixed colour scale ``[0, 1]``)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(4.5, 4))[1]
+    im = ax.imshow(result.js.numpy(), vmin=0, vmax=1, cmap="magma")
+    ticks = range(len(result.names))
+    ax.set_xticks(ticks, result.names, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, result.names, fontsize=7)
+    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="JS distance")
+    ax.set_title(title or f"JS⁰ = {result.js0:.3f}", fontsize=9)
+    return ax

@@ -6,7 +6,8 @@ optimisers are compared at equal condition number ``κ = λ_max(H) / λ_min(H)``
 
 * GD with the optimal constant step ``η = 2 / (μ + L)``: the loss contracts asymptotically by
   ``((κ − 1)/(κ + 1))²`` per step;
-* blockwise GD (BGD) with ``η_l = 2 / (μ_l + L_l)`` in block ``l``: ``max_l ((κ_l − 1)/(κ_l + 1))²``;
+* blockwise GD (BGD) with ``η_l = 2 / (μ_l + L_l)`` in block ``l``:
+  ``max_l ((κ_l − 1)/(κ_l + 1))²``;
 * Adam with ``β1 = 0``, ``ε = 0``, no bias correction, ``v_0 = g_0²`` and ``β2 = 1`` (frozen
   coordinate-wise steps, eq. (2) of the paper) or ``β2 < 1`` (eq. (3));
 * the same Adam with *one* second moment per block, ``v_l = mean_{i ∈ l} g_i²`` — the idea behind
@@ -43,6 +44,7 @@ __all__ = [
     "predicted_rate",
     "adam_flat",
     "optimizer_state_numel",
+    "single_thread",
 ]
 
 
@@ -127,7 +129,9 @@ def block_quadratic(
         Hl = Q @ torch.diag(e) @ Q.T
         blocks.append(0.5 * (Hl + Hl.T))
     names = list(names) if names is not None else [f"H_{i + 1}" for i in range(len(eigs))]
-    layout = BlockLayout.from_named_sizes([(n, e.numel()) for n, e in zip(names, eigs, strict=True)])
+    layout = BlockLayout.from_named_sizes(
+        [(n, e.numel()) for n, e in zip(names, eigs, strict=True)]
+    )
     return BlockQuadratic(torch.block_diag(*blocks), tuple(eigs), layout, name)
 
 
@@ -161,8 +165,9 @@ def spectrum_quantiles(spectrum, n: int) -> torch.Tensor:
     """
     n = check_positive_int("n", n)
     g, p = spectrum.grid.to(torch.float64), spectrum.density.to(torch.float64).clamp(min=0)
-    cdf = torch.cat([torch.zeros(1, dtype=torch.float64),
-                     torch.cumsum((p[1:] + p[:-1]) / 2 * torch.diff(g), 0)])
+    cdf = torch.cat(
+        [torch.zeros(1, dtype=torch.float64), torch.cumsum((p[1:] + p[:-1]) / 2 * torch.diff(g), 0)]
+    )
     if float(cdf[-1]) <= 0:
         raise ValueError("the spectrum's density is zero on its grid")
     cdf = cdf / cdf[-1]
@@ -173,7 +178,9 @@ def spectrum_quantiles(spectrum, n: int) -> torch.Tensor:
     return g[idx - 1] + t * (g[idx] - g[idx - 1])
 
 
-def rescale_spectra(spectra: Sequence, *, lo: float = 1.0, hi: float = 2000.0) -> list[torch.Tensor]:
+def rescale_spectra(
+    spectra: Sequence, *, lo: float = 1.0, hi: float = 2000.0
+) -> list[torch.Tensor]:
     """One affine map ``λ ↦ a λ + b`` (``a > 0``) for all blocks, sending the smallest
     eigenvalue of all to ``lo`` and the largest to ``hi`` ("shifting and proportional scaling",
     §3.2): ``κ = hi / lo`` and the blocks keep their relative positions."""
@@ -219,8 +226,12 @@ def _init_point(problem: BlockQuadratic, w0, seed: int) -> torch.Tensor:
 
 
 @contextmanager
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (badly so on a busy CPU)."""
+def single_thread():
+    """Run the block with one intra-op thread, then restore the previous setting.
+
+    For loops over tiny tensors (quadratics, small training runs) extra threads only add
+    synchronisation, which costs up to 10× on a busy CPU.
+    """
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -236,7 +247,7 @@ def _run(problem, w0, steps, update, k: int) -> torch.Tensor:
     L0 = problem.loss(W)  # (k,)
     gaps = torch.empty(steps + 1, k, dtype=torch.float64)
     gaps[0] = 1.0
-    with _one_thread():
+    with single_thread():
         for t in range(steps):
             W = update(W, problem.H @ W, t)
             gaps[t + 1] = problem.loss(W) / L0
@@ -244,8 +255,9 @@ def _run(problem, w0, steps, update, k: int) -> torch.Tensor:
     return gaps.masked_fill(bad.cummax(0).values, math.inf)
 
 
-def gd(problem: BlockQuadratic, steps: int, *, lr: float | None = None, w0=None,
-       seed: int = 0) -> OptRun:
+def gd(
+    problem: BlockQuadratic, steps: int, *, lr: float | None = None, w0=None, seed: int = 0
+) -> OptRun:
     """Gradient descent, by default with the optimal constant step ``2/(μ + L)``."""
     steps = check_positive_int("steps", steps)
     lr = 2.0 / (problem.mu + problem.L) if lr is None else float(lr)
@@ -254,16 +266,18 @@ def gd(problem: BlockQuadratic, steps: int, *, lr: float | None = None, w0=None,
 
 
 def _per_coordinate(layout: BlockLayout, values: Sequence[float]) -> torch.Tensor:
-    return torch.repeat_interleave(torch.tensor(values, dtype=torch.float64),
-                                   torch.tensor(layout.sizes))
+    return torch.repeat_interleave(
+        torch.tensor(values, dtype=torch.float64), torch.tensor(layout.sizes)
+    )
 
 
 def blockwise_gd(problem: BlockQuadratic, steps: int, *, w0=None, seed: int = 0) -> OptRun:
     """GD with the optimal step ``2/(μ_l + L_l)`` in each block (BGD, Theorem 1)."""
     steps = check_positive_int("steps", steps)
     eta = _per_coordinate(problem.layout, [2.0 / float(e[0] + e[-1]) for e in problem.eigenvalues])
-    gaps = _run(problem, _init_point(problem, w0, seed), steps,
-                lambda W, G, t: W - eta[:, None] * G, 1)
+    gaps = _run(
+        problem, _init_point(problem, w0, seed), steps, lambda W, G, t: W - eta[:, None] * G, 1
+    )
     return OptRun("blockwise GD", gaps[:, 0], float("nan"))
 
 
@@ -310,8 +324,10 @@ def adam_quadratic(
         G2 = G * G
         if not per_block:
             return G2
-        return torch.zeros(layout.num_blocks, G.shape[1], dtype=torch.float64).index_add_(
-            0, owner, G2) / sizes[:, None]
+        return (
+            torch.zeros(layout.num_blocks, G.shape[1], dtype=torch.float64).index_add_(0, owner, G2)
+            / sizes[:, None]
+        )
 
     w0 = _init_point(problem, w0, seed)
     state = {"v": second(problem.grad(w0)[:, None].repeat(1, lrs.numel()))}
@@ -364,19 +380,21 @@ def adam_flat(
     *,
     lr: float,
     steps: int,
-    layout: BlockLayout | None = None,
+    layout: BlockLayout | torch.Tensor | None = None,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Full-batch Adam (bias-corrected) on a flat parameter vector, per coordinate or with one
-    second moment per block of ``layout`` (the Adam-mini idea).
+    second moment per block (the Adam-mini idea): ``v_b = EMA of mean_{i∈b} g_i²``.
 
     Args:
         loss: scalar function of the flat parameters (e.g. from :func:`hesslib.flat_loss`).
         theta0: start ``(P,)``.
         lr: learning rate.
         steps: number of steps.
-        layout: blocks sharing one second moment (``None``: per coordinate, i.e. Adam).
+        layout: blocks sharing one second moment: a :class:`~hesslib.BlockLayout` (contiguous
+            blocks), or a long tensor ``(P,)`` of block ids ``0 … B−1`` (any partition, e.g.
+            :func:`hesslib.adam_mini_blocks`); ``None``: per coordinate, i.e. Adam.
         betas: ``(β1, β2)``.
         eps: ``ε``.
 
@@ -392,34 +410,51 @@ def adam_flat(
         v = torch.zeros_like(theta)
         owner = None
     else:
-        if layout.num_params != theta.numel():
-            raise ValueError(f"layout covers {layout.num_params} parameters, theta has "
-                             f"{theta.numel()}")
-        v = torch.zeros(layout.num_blocks, dtype=theta.dtype, device=theta.device)
-        owner = torch.repeat_interleave(torch.arange(layout.num_blocks, device=theta.device),
-                                        torch.tensor(layout.sizes, device=theta.device))
-        sizes = torch.tensor(layout.sizes, dtype=theta.dtype, device=theta.device)
+        if isinstance(layout, BlockLayout):
+            if layout.num_params != theta.numel():
+                raise ValueError(
+                    f"layout covers {layout.num_params} parameters, theta has {theta.numel()}"
+                )
+            owner = torch.repeat_interleave(
+                torch.arange(layout.num_blocks), torch.tensor(layout.sizes)
+            )
+        else:
+            owner = torch.as_tensor(layout).cpu()
+            if owner.shape != theta.shape or owner.dtype != torch.long or int(owner.min()) < 0:
+                raise ValueError(f"block ids must be a long tensor of shape {tuple(theta.shape)}")
+        owner = owner.to(theta.device)
+        num_blocks = int(owner.max()) + 1
+        v = torch.zeros(num_blocks, dtype=theta.dtype, device=theta.device)
+        sizes = torch.bincount(owner, minlength=num_blocks).to(theta.dtype)
+        if bool((sizes == 0).any()):
+            raise ValueError("block ids must use every id 0 … B−1")
     losses = torch.empty(steps + 1, dtype=torch.float64)
     grad_fn = torch.func.grad_and_value(loss)
-    for t in range(1, steps + 1):
-        g, val = grad_fn(theta)
-        losses[t - 1] = float(val)
-        m = b1 * m + (1 - b1) * g
-        g2 = g * g if owner is None else torch.zeros_like(v).index_add_(0, owner, g * g) / sizes
-        v = b2 * v + (1 - b2) * g2
-        vhat = (v if owner is None else v[owner]) / (1 - b2**t)
-        theta = theta - lr * (m / (1 - b1**t)) / (vhat.sqrt() + eps)
+    with single_thread():
+        for t in range(1, steps + 1):
+            g, val = grad_fn(theta)
+            losses[t - 1] = float(val)
+            m = b1 * m + (1 - b1) * g
+            g2 = g * g if owner is None else torch.zeros_like(v).index_add_(0, owner, g * g) / sizes
+            v = b2 * v + (1 - b2) * g2
+            vhat = (v if owner is None else v[owner]) / (1 - b2**t)
+            theta = theta - lr * (m / (1 - b1**t)) / (vhat.sqrt() + eps)
     losses[steps] = float(loss(theta))
     return losses, theta, m.numel() + v.numel()
 
 
-def optimizer_state_numel(layout: BlockLayout, method: str) -> int:
-    """Numbers an optimiser keeps per parameter vector of ``layout``.
+def optimizer_state_numel(layout, method: str) -> int:
+    """Numbers an optimiser keeps for a parameter vector split into blocks.
 
-    ``"sgd"`` 0, ``"momentum"`` ``P``, ``"adam"`` ``2P`` (``m`` and ``v``), ``"adam-mini"``
-    ``P + B`` (``m`` per coordinate, ``v`` per block).
+    Args:
+        layout: a :class:`~hesslib.BlockLayout`, or a ``(P, B)`` pair of counts.
+        method: ``"sgd"`` 0, ``"momentum"`` ``P``, ``"adam"`` ``2P`` (``m`` and ``v``),
+            ``"adam-mini"`` ``P + B`` (``m`` per coordinate, ``v`` per block).
     """
-    P, B = layout.num_params, layout.num_blocks
+    if isinstance(layout, BlockLayout):
+        P, B = layout.num_params, layout.num_blocks
+    else:
+        P, B = (int(x) for x in layout)
     table = {"sgd": 0, "momentum": P, "adam": 2 * P, "adam-mini": P + B}
     if method not in table:
         raise ValueError(f"method must be one of {sorted(table)}, got {method!r}")

@@ -43,6 +43,8 @@ __all__ = [
     "char_tokens",
     "token_windows",
     "GPT_INITS",
+    "adam_mini_blocks",
+    "adam_mini_num_blocks",
 ]
 
 GPT_INITS = ("lecun", "gpt2")
@@ -185,26 +187,45 @@ class GPT(nn.Module):
         layernorm: bool = False,
     ):
         super().__init__()
-        for name, val in [("vocab_size", vocab_size), ("context", context), ("width", width),
-                          ("num_heads", num_heads), ("mlp_width", mlp_width)]:
+        for name, val in [
+            ("vocab_size", vocab_size),
+            ("context", context),
+            ("width", width),
+            ("num_heads", num_heads),
+            ("mlp_width", mlp_width),
+        ]:
             check_positive_int(name, val)
         check_positive_int("num_layers", num_layers, minimum=0)
         if width % num_heads:
             raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads})")
-        self.config = dict(vocab_size=vocab_size, context=context, width=width,
-                           num_heads=num_heads, mlp_width=mlp_width, num_layers=num_layers,
-                           layernorm=layernorm)
+        self.config = dict(
+            vocab_size=vocab_size,
+            context=context,
+            width=width,
+            num_heads=num_heads,
+            mlp_width=mlp_width,
+            num_layers=num_layers,
+            layernorm=layernorm,
+        )
         self.wte = nn.Parameter(torch.empty(vocab_size, width))
         self.wpe = nn.Parameter(torch.empty(context, width))
         self.layers = nn.ModuleList(
             _Block(width, num_heads, mlp_width, layernorm) for _ in range(num_layers)
         )
-        self.lm_head = nn.Parameter(torch.empty(vocab_size, width))
+        # a submodule registered after the layers, so that named_parameters() (own parameters
+        # first, then submodules in registration order) lists it last
+        self.head = nn.Linear(width, vocab_size, bias=False)
+
+    @property
+    def lm_head(self) -> nn.Parameter:
+        """The LM-head weight ``(V, D)`` (parameter ``head.weight``)."""
+        return self.head.weight
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:  # noqa: N803
         if X.ndim != 2 or X.dtype != torch.long:
-            raise ValueError(f"X must be a long tensor of token ids (N, T), got {X.dtype} "
-                             f"{tuple(X.shape)}")
+            raise ValueError(
+                f"X must be a long tensor of token ids (N, T), got {X.dtype} {tuple(X.shape)}"
+            )
         T = X.shape[1]
         if T > self.wpe.shape[0]:
             raise ValueError(f"sequence length {T} exceeds the context {self.wpe.shape[0]}")
@@ -279,24 +300,70 @@ def gpt_layout(model: GPT, *, by: str = "module") -> BlockLayout:
     """
     if by not in ("module", "head"):
         raise ValueError(f"by must be 'module' or 'head', got {by!r}")
-    cfg = model.config
-    D, H, M, V, T = (cfg["width"], cfg["num_heads"], cfg["mlp_width"], cfg["vocab_size"],
-                     cfg["context"])
-    dh = D // H
-    named: list[tuple[str, int]] = [("wte", V * D), ("wpe", T * D)]
-    groups = [("embed", 0, 2)]
-    for ell in range(cfg["num_layers"]):
-        start = len(named)
-        for mat in ("Q", "K", "V", "O"):
-            if by == "head":
-                named += [(f"L{ell}.{mat}{h}", dh * D) for h in range(H)]
-            else:
-                named.append((f"L{ell}.{mat}", H * dh * D))
-        named += [(f"L{ell}.fc_in", M * D), (f"L{ell}.fc_out", D * M)]
-        groups.append((f"L{ell}", start, len(named)))
-    named.append(("lm_head", V * D))
-    groups.append(("head", len(named) - 1, len(named)))
-    layout = BlockLayout(tuple(s for _, s in named), tuple(n for n, _ in named), tuple(groups))
-    P = sum(p.numel() for p in model.parameters())
-    assert layout.num_params == P, (layout.num_params, P)
-    return layout
+    H = model.config["num_heads"]
+    named: list[tuple[str, int]] = []
+    groups: list[tuple[str, int, int]] = []
+    # built from named_parameters() itself, so the blocks follow the flat vector's order
+    for pname, p in model.named_parameters():
+        parts = pname.split(".")
+        if parts[0] == "layers":
+            group, label = (
+                f"L{parts[1]}",
+                {"q": "Q", "k": "K", "v": "V", "o": "O"}.get(parts[2], parts[2]),
+            )
+            name = f"{group}.{label}"
+        else:
+            group = "head" if parts[0] == "head" else "embed"
+            name = "lm_head" if parts[0] == "head" else parts[0]
+        if not groups or groups[-1][0] != group:
+            groups.append((group, len(named), len(named)))
+        if by == "head" and parts[0] == "layers" and parts[2] in ("q", "k", "v", "o"):
+            named += [(f"{name}{h}", p.numel() // H) for h in range(H)]
+        else:
+            named.append((name, p.numel()))
+        groups[-1] = (group, groups[-1][1], len(named))
+    return BlockLayout(tuple(sz for _, sz in named), tuple(n for n, _ in named), tuple(groups))
+
+
+def _mini_ids(name: str, shape: torch.Size) -> torch.Tensor:
+    """Block ids within one parameter tensor under Adam-mini's partition."""
+    last = name.split(".")[-1]
+    if last in ("q", "k"):  # (H, dh, D): one block per head
+        return torch.arange(shape[0])[:, None, None].expand(shape)
+    if last == "v":  # (H, dh, D): one block per output neuron (h, e)
+        return torch.arange(shape[0] * shape[1]).reshape(shape[0], shape[1], 1).expand(shape)
+    if last == "o":  # (H, dh, D): output neuron d collects O[:, :, d]
+        return torch.arange(shape[2])[None, None, :].expand(shape)
+    # embeddings and LM head: one block per token / position; MLP: per output neuron (row)
+    return torch.arange(shape[0])[:, None].expand(shape)
+
+
+def adam_mini_blocks(model: GPT) -> torch.Tensor:
+    """Block id of every entry of the flat parameter vector under the partition of Adam-mini
+    (Zhang et al., ICLR 2025): query and key by head; value, output projection and MLP by
+    output neuron; token/position embeddings and LM head by token/position.
+
+    Returns:
+        Long tensor ``(P,)`` with ids ``0 … B−1`` (see :func:`hesslib.adam_flat`).
+    """
+    ids, offset = [], 0
+    for name, p in model.named_parameters():
+        local = _mini_ids(name, p.shape).reshape(-1)
+        ids.append(local + offset)
+        offset += int(local.max()) + 1
+    return torch.cat(ids)
+
+
+def adam_mini_num_blocks(model: GPT) -> int:
+    """Number of blocks of :func:`adam_mini_blocks`, from the shapes alone (works on the
+    ``meta`` device, e.g. for a GPT-2-sized model)."""
+    total = 0
+    for name, p in model.named_parameters():
+        last, s = name.split(".")[-1], p.shape
+        if last == "v":
+            total += s[0] * s[1]
+        elif last == "o":
+            total += s[2]
+        else:  # q, k: heads; embeddings, MLP, LM head: rows
+            total += s[0]
+    return int(total)

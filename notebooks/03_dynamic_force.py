@@ -84,37 +84,41 @@ print("device:", hl.device_name(device))
 data = hl.gaussian_data(cfg.N, cfg.d, cfg.C, seed=seed, device=device)
 net = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=seed + 1, device=device)
 ckpts = hl.checkpoint_steps(cfg.steps, cfg.frames)
-run = hl.train_adam(
-    net,
-    data.X,
-    data.y,
-    steps=cfg.steps,
-    lr=cfg.lr,
-    schedule="cosine",
-    checkpoints=ckpts,
-    desc="Adam, Gaussian setting",
-)
-baseline = hl.textbook_adam_speed(net, data.X, data.y, steps=10 if cfg.profile == "quick" else 20)
-print(
-    f"{run.steps_per_s:.0f} steps/s ({1e3 / run.steps_per_s:.1f} ms/step); "
-    f"textbook loop {baseline:.0f} steps/s; loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}"
-)
+adam = dict(steps=cfg.steps, lr=cfg.lr, schedule="cosine", checkpoints=ckpts)
+run = hl.train_adam(net, data.X, data.y, desc="Adam, Gaussian setting", **adam)
+print(f"loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}, {run.steps_per_s:.0f} steps/s")
 assert run.losses[-1] < run.losses[0] - 0.5
 
 # %% [markdown]
-# On this machine the helper runs {glue:text}`ch03_steps_per_s:.0f` steps per second, against
-# {glue:text}`ch03_textbook_steps_per_s:.0f` for the textbook loop (`model(X)`, `backward()`,
-# `torch.optim.Adam`) in the same precision. The loss falls from
-# {glue:text}`ch03_loss_init:.3f` — about $\ln C =$ {glue:text}`ch03_lnC:.3f`, chance level —
-# to {glue:text}`ch03_loss_final:.3f` ({numref}`fig-03-loss`).
+# How fast is that? On a shared machine one timing mostly measures the neighbours, so
+# `hl.compare_adam_speed` alternates short runs of the helper and of the textbook loop
+# (`model(X)`, `backward()`, `torch.optim.Adam`, same float32 precision) and keeps the best of
+# each.
 
 # %%
-glue("ch03_steps_per_s", run.steps_per_s, display=False)
-glue("ch03_textbook_steps_per_s", baseline, display=False)
+fast, slow = hl.compare_adam_speed(net, data.X, data.y, steps=50 if cfg.profile != "quick" else 10)
+print(f"train_adam {fast:.0f} steps/s ({1e3 / fast:.1f} ms/step); textbook {slow:.0f} steps/s")
+
+# %% [markdown]
+# Here the helper runs {glue:text}`ch03_steps_per_s:.0f` steps per second against
+# {glue:text}`ch03_textbook_steps_per_s:.0f` for the textbook loop. The loss falls from
+# {glue:text}`ch03_loss_init:.3f` — about $\ln C =$ {glue:text}`ch03_lnC:.3f`, chance level —
+# to {glue:text}`ch03_loss_final:.3f` ({numref}`fig-03-loss`). At this speed the `paper`
+# profile's training ({glue:text}`ch03_paper_steps` steps, plus 2 × {glue:text}`ch03_paper_ex_steps`
+# in the exercises) takes about {glue:text}`ch03_paper_train_min:.0f` minutes here; its Hessians cost the same as
+# in this profile, and a GPU makes both fast.
+
+# %%
+glue("ch03_steps_per_s", fast, display=False)
+glue("ch03_textbook_steps_per_s", slow, display=False)
 glue("ch03_loss_init", float(run.losses[0]), display=False)
 glue("ch03_loss_final", float(run.losses[-1]), display=False)
 glue("ch03_lnC", math.log(cfg.C), display=False)
 glue("ch03_steps", cfg.steps, display=False)
+paper = PROFILES["paper"]
+glue("ch03_paper_steps", paper["steps"], display=False)
+glue("ch03_paper_ex_steps", paper["ex_steps"], display=False)
+glue("ch03_paper_train_min", (paper["steps"] + 2 * paper["ex_steps"]) / fast / 60, display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of full-batch Adam (cosine schedule) in the Gaussian setting; dots mark the checkpoints where the exact Hessian is computed, the dashed line is chance level $\\ln C$.", "name": "fig-03-loss"}}
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
@@ -265,6 +269,7 @@ glue("ch03_corr_share_loss", hl.log_correlation(share, tab["loss"]), display=Fal
 glue("ch03_py_final", math.exp(-last.loss), display=False)
 glue("ch03_norm_vv_growth", last.norm_vv / first.norm_vv, display=False)
 glue("ch03_norm_ww_growth", last.norm_ww / first.norm_ww, display=False)
+glue("ch03_hwv_growth", last.hwv.total / first.hwv.total, display=False)
 assert share[-1] < share[0] and last.hwv.own_column_fraction < first.hwv.own_column_fraction
 
 # %% [markdown]
@@ -282,12 +287,14 @@ assert share[-1] < share[0] and last.hwv.own_column_fraction < first.hwv.own_col
 #   itself goes *up*, from {glue:text}`ch03_hwv_init:.3f` to {glue:text}`ch03_hwv_final:.3f`.
 # * **What fades is the pattern and the share.** The rest is spread over all columns, so the
 #   one-column stripes drown (own-column share {glue:text}`ch03_own_init:.2f` →
-#   {glue:text}`ch03_own_final:.2f`); and $H_{vv}$ and $H_{ww}$ grow much faster than $H_{wv}$
-#   (by factors {glue:text}`ch03_norm_vv_growth:.0f` and {glue:text}`ch03_norm_ww_growth:.1f`), so
-#   the cross block's share of the Hessian falls from {glue:text}`ch03_share_init:.3f` to
-#   {glue:text}`ch03_share_final:.3f` (log-correlation with the loss
-#   {glue:text}`ch03_corr_share_loss:.2f`). In pictures scaled to their own maximum — the talk's
-#   video and {numref}`fig-03-snapshots` — this reads as "$H_{wv}$ fades".
+#   {glue:text}`ch03_own_final:.2f`). And while $H_{wv}$ grows by a factor
+#   {glue:text}`ch03_hwv_growth:.1f` and $H_{ww}$ by {glue:text}`ch03_norm_ww_growth:.1f`, the
+#   output block $H_{vv}$ — tiny at initialisation, where $p_{nc}(1-p_{nc})\approx 1/C$ — grows
+#   by a factor {glue:text}`ch03_norm_vv_growth:.0f`, so the cross block's share of the Hessian
+#   falls from {glue:text}`ch03_share_init:.3f` to {glue:text}`ch03_share_final:.3f`
+#   (log-correlation with the loss {glue:text}`ch03_corr_share_loss:.2f`). In pictures scaled to
+#   their own maximum — the talk's video and {numref}`fig-03-snapshots` — this reads as
+#   "$H_{wv}$ fades".
 #
 # Why can the residual term survive at a point where the gradient is small? Because the
 # gradient only sees *projections* of it. With $R_k = \frac1N X^\top \operatorname{diag}(D_{:k})
@@ -317,7 +324,7 @@ glue("ch03_ratio_ww_max", float(tab["ratio_ww"].max()), display=False)
 assert tab["ratio_ww"].max() < 0.5 and tab["ratio_vv"].max() < 0.5
 
 # %% [markdown]
-# The RMS off/diagonal block ratio (SPEC convention, chapter 01) of the neuron blocks of
+# The RMS off/diagonal block ratio (the statistic of chapter 01) of the neuron blocks of
 # $H_{ww}$ is {glue:text}`ch03_ratio_ww_init:.3f` at initialisation and
 # {glue:text}`ch03_ratio_ww_final:.3f` at the end (at most {glue:text}`ch03_ratio_ww_max:.3f` on
 # the way); for the class blocks of $H_{vv}$ it goes from {glue:text}`ch03_ratio_vv_init:.4f` to
@@ -331,85 +338,80 @@ assert tab["ratio_ww"].max() < 0.5 and tab["ratio_vv"].max() < 0.5
 # a 4-layer network ($d = C = $ width $= 50$, $N = 500$, random labels, CE, Adam). "4-layer"
 # counts weight matrices, as "2-layer" does for $V\sigma(Wx)$: three hidden layers,
 # $P = 4\cdot 50^2 = 10\,000$ parameters. `hl.deep_hessian` computes its exact Hessian from
-# block formulas (the Gauss–Newton part plus a cross-layer residual part that generalises the
-# one above; tested against `torch.func.hessian`), several times faster than $P$
-# Hessian-vector products.
+# block formulas, several times faster than $P$ Hessian-vector products (tested against
+# `torch.func.hessian`):
+#
+# $$
+# H = \underbrace{\frac1N\sum_n J_n^\top S_n J_n}_{\text{Gauss–Newton part}}
+# \;+\; \underbrace{\frac1N\sum_n\sum_c g_{nc}\,\nabla^2 f_c(x_n)}_{\text{residual part}} .
+# $$
+#
+# A bias-free ReLU network is linear in each weight matrix separately, so the residual part has
+# no layer-diagonal blocks: it lives entirely between layers, and between adjacent layers it has
+# the same one-column shape as the residual term of $H_{wv}$ above. Unlike the Gaussian setting,
+# this network has $P = 10\,000$ parameters for $N = 500$ samples and *can* memorise the random
+# labels, so here the residuals do go to zero. We look at initialisation, 10 % and 100 % of the
+# run.
 
 # %%
-dd = cfg.deep_width
+dd, T = cfg.deep_width, cfg.deep_steps
 deep_data = hl.gaussian_data(cfg.deep_N, dd, dd, seed=seed + 2, device=device)
 deep = hl.deep_net(dd, dd, dd, depth=4, seed=seed + 3, device=device)
-deep_run = hl.train_adam(
-    deep,
-    deep_data.X,
-    deep_data.y,
-    steps=cfg.deep_steps,
-    lr=cfg.deep_lr,
-    checkpoints=[0, cfg.deep_steps],
-    desc="Adam, 4-layer net",
-)
-H_deep = {
-    c.step: hl.deep_hessian(c.model, deep_data.X.double(), deep_data.y)
-    for c in tqdm(deep_run.checkpoints, desc="Hessians")
-}
-print(f"loss {deep_run.losses[0]:.3f} -> {deep_run.losses[-1]:.2e}")
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H|$ of the 4-layer ReLU network at initialisation (left) and after training (right), clipped at 1/100 of the maximum. White lines separate the four layers; the per-neuron blocks (one per row of each $W_l$, 50 per layer) are the squares along the diagonal.", "name": "fig-03-deep"}}
-lay = deep.layout()  # one block per neuron, grouped by layer
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-for ax, (step, H) in zip(axes, H_deep.items()):
-    hl.plot.heatmap(H, lay, ax=ax, clip=1 / 100, grid="groups", title=f"4-layer net, step {step}")
-plt.tight_layout()
-plt.show()
+deep_adam = dict(steps=T, lr=cfg.deep_lr, checkpoints=[0, T // 10, T])
+deep_run = hl.train_adam(deep, deep_data.X, deep_data.y, desc="Adam, 4-layer net", **deep_adam)
 
 # %%
-lay_l = deep.layout("layer")
-deep_stats = {}
-for step, H in H_deep.items():
-    per_layer = [hl.block_ratio(H, lay, group=g) for g in ("W1", "W2", "W3", "W4")]
-    deep_stats[step] = (hl.diag_mass_fraction(H, lay_l), hl.diag_mass_fraction(H, lay), per_layer)
+deep_snaps = []
+for c in tqdm(deep_run.checkpoints, desc="Hessians"):
+    s = hl.deep_snapshot(c.model, deep_data.X.double(), deep_data.y, step=c.step)
+    deep_snaps.append(s)
     print(
-        f"step {step}: layer-diagonal mass {deep_stats[step][0]:.3f}, neuron-diagonal mass "
-        f"{deep_stats[step][1]:.3f}, neuron ratios per layer {np.round(per_layer, 3)}"
+        f"step {s.step:>5}: loss {s.loss:.2e}, residual part {s.residual_share:.3f} of |H|_F, "
+        f"layer-diagonal mass {s.layer_diag_mass:.3f}, ratios {np.round(s.neuron_ratios, 3)}"
     )
-assert all(v[0] > v[1] for v in deep_stats.values())
+assert deep_snaps[-1].residual_share < 0.5 * deep_snaps[0].residual_share
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Frobenius norms of the $4\\times4$ layer blocks $\\|H_{W_lW_k}\\|_F$ of the 4-layer network (log scale), at initialisation (left) and after training (right).", "name": "fig-03-deep-layers"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H|$ of the 4-layer ReLU network at initialisation, at 10 % and at the end of training. White lines separate the four layers $W_1,\\dots,W_4$; the per-neuron blocks (one per row of each $W_l$, 50 per layer) lie along the diagonal. Max-pooled to 400 pixels and clipped at 1/10 of each panel's maximum (at 1/100 nearly every pooled pixel saturates).", "name": "fig-03-deep"}}
+fig, axes = plt.subplots(1, len(deep_snaps), figsize=(3.4 * len(deep_snaps), 3.6))
+for ax, s in zip(axes, deep_snaps):
+    title = f"step {s.step} ({100 * s.step / T:g} %), loss {s.loss:.2g}"
+    hl.plot_deep_snapshot(s, ax=ax, clip=1 / 10, title=title)
+plt.tight_layout()
+plt.show()
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Frobenius norms of the $4\\times4$ layer blocks $\\|H_{W_lW_k}\\|_F$ of the 4-layer network (log scale), at initialisation (left) and at the end of training (right).", "name": "fig-03-deep-layers"}}
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-for ax, (step, H) in zip(axes, H_deep.items()):
-    hl.plot.block_norm_map(
-        hl.block_norms(H, lay_l),
-        ax=ax,
-        log=True,
-        labels=list(lay_l.names),
-        title=f"layer blocks, step {step}",
-    )
+for ax, s in zip(axes, (deep_snaps[0], deep_snaps[-1])):
+    names = ["W1", "W2", "W3", "W4"]
+    hl.plot.block_norm_map(s.layer_norms, ax=ax, log=True, labels=names, title=f"step {s.step}")
 plt.tight_layout()
 plt.show()
 
 # %%
-s0, s1 = (deep_stats[c.step] for c in deep_run.checkpoints)
-glue("ch03_deep_loss_final", float(deep_run.losses[-1]), display=False)
-glue("ch03_deep_layer_mass_init", s0[0], display=False)
-glue("ch03_deep_layer_mass_final", s1[0], display=False)
-glue("ch03_deep_neuron_mass_init", s0[1], display=False)
-glue("ch03_deep_neuron_mass_final", s1[1], display=False)
-glue("ch03_deep_ratio_w4_init", s0[2][3], display=False)
-glue("ch03_deep_ratio_w1_init", s0[2][0], display=False)
+d0, d_mid, d1 = deep_snaps
+glue("ch03_deep_loss_final", d1.loss, display=False)
+glue("ch03_deep_res_init", d0.residual_share, display=False)
+glue("ch03_deep_res_mid", d_mid.residual_share, display=False)
+glue("ch03_deep_res_final", d1.residual_share, display=False)
+glue("ch03_deep_layer_mass_init", d0.layer_diag_mass, display=False)
+glue("ch03_deep_layer_mass_final", d1.layer_diag_mass, display=False)
+glue("ch03_deep_ratio_w1_final", d1.neuron_ratios[0], display=False)
+glue("ch03_deep_ratio_w4_final", d1.neuron_ratios[3], display=False)
 
 # %% [markdown]
-# Unlike the Gaussian setting above, this network has $P = 10\,000$ parameters for $N = 500$
-# samples and memorises the random labels: the loss falls to
-# {glue:text}`ch03_deep_loss_final:.1e`. The layer-diagonal blocks carry
-# {glue:text}`ch03_deep_layer_mass_init:.1%` of $\|H\|_F^2$ at initialisation and
-# {glue:text}`ch03_deep_layer_mass_final:.1%` after training; the per-neuron diagonal blocks
-# carry {glue:text}`ch03_deep_neuron_mass_init:.1%` and {glue:text}`ch03_deep_neuron_mass_final:.1%`.
-# At initialisation the class blocks of the output layer are the most decoupled (ratio
-# {glue:text}`ch03_deep_ratio_w4_init:.3f`, against {glue:text}`ch03_deep_ratio_w1_init:.3f`
-# for the neurons of the first layer), as chapter 04 predicts for CE output blocks. The
-# computation-graph guess — one block per neuron, strongest coupling inside a layer — is a good
-# first description, but with width 50 and only $C = 50$ classes the static force is weak and a
-# fair amount of mass sits off the neuron blocks.
+# At initialisation the residual part is {glue:text}`ch03_deep_res_init:.0%` of $\|H\|_F$: the
+# cross-layer blocks dominate, and only {glue:text}`ch03_deep_layer_mass_init:.0%` of
+# $\|H\|_F^2$ sits on the four layer-diagonal blocks — the striped off-diagonal squares of
+# {numref}`fig-03-deep` are the deep version of the one-column residual term. As the network
+# fits the labels the residual part falls to {glue:text}`ch03_deep_res_mid:.0%` at 10 % of the
+# run and {glue:text}`ch03_deep_res_final:.1%` at the end (loss
+# {glue:text}`ch03_deep_loss_final:.1e`), and the layer-diagonal mass rises to
+# {glue:text}`ch03_deep_layer_mass_final:.0%`. Here the dynamic force acts in full, and it is
+# what makes the per-neuron blocks visible. Within a layer the neuron blocks are clearly
+# separated (RMS off/diagonal ratio {glue:text}`ch03_deep_ratio_w1_final:.3f` in the first
+# layer, {glue:text}`ch03_deep_ratio_w4_final:.3f` among the class blocks of the last), but the
+# Gauss–Newton part still couples the layers ({numref}`fig-03-deep-layers`): with only $C = 50$
+# classes the static force of chapter 04 is weak here.
 #
 # ## Exercises
 #
@@ -429,31 +431,11 @@ glue("ch03_deep_ratio_w1_init", s0[2][0], display=False)
 
 
 # %% tags=["hide-input"]
-def hwv_along(y, loss, lr):
-    r = hl.train_adam(
-        net,
-        data.X,
-        y,
-        steps=cfg.ex_steps,
-        lr=lr,
-        loss=loss,
-        schedule="cosine",
-        checkpoints=[0, cfg.ex_steps],
-        progress=False,
-    )
-    return [
-        (
-            c.loss,
-            hl.hwv_norms(data.X.double(), y, c.model.W.detach(), c.model.V.detach(), loss=loss),
-        )
-        for c in r.checkpoints
-    ]
-
-
-mse = hwv_along(data.y, "mse", 0.01)
-for (loss_value, n), when in zip(mse, ("start", "end")):
-    print(f"MSE {when}: loss {loss_value:.3f}, residual {n.residual:.3f}, rest {n.rest:.3f}")
-assert mse[1][1].residual < mse[0][1].residual and mse[1][1].rest < mse[0][1].rest
+kw = dict(steps=cfg.ex_steps, lr=0.01, loss="mse")
+mse = hl.hwv_norms_along(net, data.X, data.y, **kw)  # [(step, loss, HwvNorms)] at start and end
+for step, loss_value, n in mse:
+    print(f"MSE, step {step}: loss {loss_value:.3f}, residual {n.residual:.3f}, rest {n.rest:.3f}")
+assert mse[1][2].residual < mse[0][2].residual and mse[1][2].rest < mse[0][2].rest
 
 # %% [markdown]
 # 2. **Learnable labels.** Replace the random labels by those of a *teacher* network of the same
@@ -469,12 +451,12 @@ assert mse[1][1].residual < mse[0][1].residual and mse[1][1].rest < mse[0][1].re
 # %% tags=["hide-input"]
 teacher = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=seed + 7, device=device)
 y_teacher = teacher(data.X).argmax(dim=1)
-learn = hwv_along(y_teacher, "ce", cfg.lr)
-for (loss_value, n), when in zip(learn, ("start", "end")):
+learn = hl.hwv_norms_along(net, data.X, y_teacher, steps=cfg.ex_steps, lr=cfg.lr)
+for step, loss_value, n in learn:
     print(
-        f"teacher labels, {when}: loss {loss_value:.3f}, residual {n.residual:.3f}, rest {n.rest:.3f}"
+        f"teacher, step {step}: loss {loss_value:.3f}, residual {n.residual:.3f}, rest {n.rest:.3f}"
     )
-fade_teacher = 1 - learn[1][1].residual / learn[0][1].residual
+fade_teacher = 1 - learn[1][2].residual / learn[0][2].residual
 print(f"residual term fades by {fade_teacher:.1%} (random labels, longer run: {res_drop:.1%})")
 assert fade_teacher > res_drop
 

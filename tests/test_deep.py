@@ -132,3 +132,28 @@ def test_deep_hessian_parts():
     assert float(torch.linalg.eigvalsh(gn).min()) > -1e-12
     with pytest.raises(ValueError, match="part"):
         hl.deep_hessian(net, data.X, data.y, part="ggn")
+
+
+def test_deep_snapshot():
+    data = hl.gaussian_data(15, 4, 3, seed=5, device="cpu")
+    net = hl.deep_net(4, 5, 3, depth=3, seed=6, device="cpu")
+    snap = hl.deep_snapshot(net, data.X, data.y, step=4, max_pixels=10_000)
+    H = hl.deep_hessian(net, data.X, data.y)
+    R = hl.deep_hessian(net, data.X, data.y, part="residual")
+    assert snap.step == 4 and snap.factor == 1 and snap.layer_sizes == (20, 25, 15)
+    assert snap.residual_share == pytest.approx(float(R.norm() / H.norm()), rel=1e-12)
+    ref = hl.block_norms(H, net.layout("layer"))
+    assert torch.allclose(snap.layer_norms, ref, rtol=1e-12, atol=0)
+    assert snap.layer_diag_mass == pytest.approx(hl.diag_mass_fraction(H, net.layout("layer")))
+    assert snap.neuron_diag_mass == pytest.approx(hl.diag_mass_fraction(H, net.layout()))
+    assert snap.loss == pytest.approx(float(hl.cross_entropy(net(data.X), data.y)))
+
+
+def test_deep_snapshot_neuron_ratios():
+    data = hl.gaussian_data(15, 4, 3, seed=5, device="cpu")
+    net = hl.deep_net(4, 5, 3, depth=3, seed=6, device="cpu")
+    snap = hl.deep_snapshot(net, data.X, data.y)
+    H = hl.deep_hessian(net, data.X, data.y)
+    expected = [hl.block_ratio(H, net.layout(), group=g) for g in ("W1", "W2", "W3")]
+    assert snap.layer_widths == (5, 5, 3)
+    assert snap.neuron_ratios == pytest.approx(expected, rel=1e-12)

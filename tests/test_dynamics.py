@@ -125,3 +125,15 @@ def test_snapshot_gif_and_html():
     assert html.startswith('<img src="data:image/gif;base64,') and 'width="100"' in html
     with pytest.raises(ValueError, match="empty"):
         hl.snapshot_gif([])
+
+
+def test_hwv_norms_along():
+    data = hl.gaussian_data(40, 5, 4, seed=2, device="cpu")
+    net = hl.one_hidden_net(5, 3, 4, seed=3, device="cpu")
+    out = hl.hwv_norms_along(net, data.X, data.y, steps=20, lr=0.02, checkpoints=[0, 5, 20])
+    assert [s for s, _, _ in out] == [0, 5, 20]
+    ref = hl.hwv_norms(
+        data.X, data.y, net.W.detach().float().double(), net.V.detach().float().double()
+    )
+    assert out[0][2].total == pytest.approx(ref.total, rel=1e-12)
+    assert out[-1][1] < out[0][1]

@@ -185,3 +185,32 @@ def test_any_module_uses_autograd(data):
     res = hl.train_adam(model, data.X, data.y, steps=30, lr=0.01, progress=False)
     assert res.method == "autograd"
     assert float(res.losses[-1]) < float(res.losses[0])
+
+
+def test_speed_helpers(data):
+    net = _models(data.d, data.num_classes)["one_hidden"]
+    slow = hl.textbook_adam_speed(net, data.X, data.y, steps=5)
+    fast, slow2 = hl.compare_adam_speed(net, data.X, data.y, steps=5, repeats=2)
+    assert slow > 0 and fast > 0 and slow2 > 0
+    with pytest.raises(ValueError, match="repeats"):
+        hl.compare_adam_speed(net, data.X, data.y, repeats=0)
+
+
+def test_threads_restored(data):
+    net = _models(data.d, data.num_classes)["one_hidden"]
+    before = torch.get_num_threads()
+    seen = []
+    hl.train_adam(
+        net,
+        data.X,
+        data.y,
+        steps=3,
+        progress=False,
+        checkpoints=[1],
+        callback=lambda step, m: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [1]  # a small problem runs single-threaded
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        hl.train_adam(net, data.X, data.y, steps=3, progress=False, threads=0)
+    assert torch.get_num_threads() == before
