@@ -46,7 +46,13 @@ __all__ = [
     "plot_block_spectra",
     "plot_js",
     "blockwise_spectra_from_file",
+    "DialPoint",
+    "heterogeneity_dial",
+    "PAPER_LRS",
 ]
+
+#: The learning-rate grid of "Why Transformers Need Adam", App. C.3 (SGD and Adam alike).
+PAPER_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def hvp_matvec(f, theta: torch.Tensor, *, chunk: int | None = None):
@@ -400,3 +406,81 @@ def plot_js(result: BlockwiseSpectra, *, ax=None, title: str | None = None):
     plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="JS distance")
     ax.set_title(title or f"JS⁰ = {result.js0:.3f}", fontsize=9)
     return ax
+
+
+@dataclass(frozen=True, eq=False)
+class DialPoint:
+    """One setting ``c`` of the heterogeneity dial.
+
+    Attributes:
+        c: the output scale of every layer.
+        spectra: blockwise spectra (one block per layer) at initialisation.
+        sgd: the best SGD run over the paper's learning rates.
+        sgd_low: the best SGD run over the paper's learning rates and the smaller ones.
+        adam: the best Adam run over the paper's learning rates.
+    """
+
+    c: float
+    spectra: BlockwiseSpectra
+    sgd: ClassifierRun
+    sgd_low: ClassifierRun
+    adam: ClassifierRun
+
+    @property
+    def top_eigenvalues(self) -> torch.Tensor:
+        """Largest Gauss node of each block (its top-eigenvalue estimate), ``(B,)``."""
+        return torch.tensor([float(s.nodes.max()) for s in self.spectra.spectra])
+
+
+def heterogeneity_dial(
+    c: float,
+    train: Dataset,
+    test: Dataset,
+    *,
+    widths: Sequence[int] = (64, 300, 128, 64, 10),
+    epochs: int = 20,
+    spectra_samples: int = 256,
+    num_steps: int = 30,
+    num_probes: int = 3,
+    lrs: Sequence[float] = PAPER_LRS,
+    low_lrs: Sequence[float] = (1e-7, 1e-6, 1e-5),
+    batch_size: int = 128,
+    seed: int = 0,
+) -> DialPoint:
+    """Spectra and SGD/Adam runs of the MLP with layer outputs scaled by ``c`` (§2.4, App. C.3).
+
+    The spectra use the first ``spectra_samples`` training inputs in float64 (so that nothing
+    underflows for large ``c``); training runs in the dtype of ``train.X``, from the same
+    initial weights for every optimiser and learning rate.
+    """
+    device = train.X.device
+    mlp = scaled_mlp(c, widths=widths, seed=seed, device=device)  # float64
+    X, y = train.X[:spectra_samples].to(torch.float64), train.y[:spectra_samples]
+    spec = blockwise_spectra(
+        mlp, X, y, mlp_layout(mlp), num_steps=num_steps, num_probes=num_probes, seed=seed
+    )
+    net = mlp.to(train.X.dtype)
+
+    def fit(opt, grid):
+        return {
+            lr: train_classifier(
+                net,
+                train,
+                test,
+                optimizer=opt,
+                lr=lr,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+            )
+            for lr in grid
+        }
+
+    sgd, adam = fit("sgd", list(low_lrs) + list(lrs)), fit("adam", lrs)
+
+    def best(runs, grid):
+        return min((runs[lr] for lr in grid), key=lambda r: (r.final_loss, r.lr))
+
+    return DialPoint(
+        float(c), spec, best(sgd, lrs), best(sgd, list(low_lrs) + list(lrs)), best(adam, lrs)
+    )

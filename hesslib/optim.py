@@ -45,6 +45,7 @@ __all__ = [
     "adam_flat",
     "optimizer_state_numel",
     "single_thread",
+    "compare_optimizers",
 ]
 
 
@@ -350,6 +351,23 @@ def best_lr(runs: Sequence[OptRun]) -> OptRun:
     if len(runs) == 0:
         raise ValueError("runs must be non-empty")
     return min(runs, key=lambda r: (r.final, r.lr))
+
+
+def compare_optimizers(
+    problem: BlockQuadratic, steps: int, *, lrs: Sequence[float], seed: int = 0
+) -> dict[str, OptRun]:
+    """The five runs of chapter 06 from one start point: GD and blockwise GD with their optimal
+    steps; Adam (β2 = 1 and 0.999) and one-v-per-block Adam (β2 = 1) with their best step in
+    ``lrs`` (:func:`best_lr`)."""
+    return {
+        "GD": gd(problem, steps, seed=seed),
+        "blockwise GD": blockwise_gd(problem, steps, seed=seed),
+        "Adam, β2 = 1": best_lr(adam_quadratic(problem, steps, lr=lrs, beta2=1.0, seed=seed)),
+        "Adam, β2 = 0.999": best_lr(adam_quadratic(problem, steps, lr=lrs, beta2=0.999, seed=seed)),
+        "Adam-mini, β2 = 1": best_lr(
+            adam_quadratic(problem, steps, lr=lrs, per_block=True, seed=seed)
+        ),
+    }
 
 
 def measured_rate(gaps: torch.Tensor, *, floor: float = 1e-24, tail: float = 0.5) -> float:

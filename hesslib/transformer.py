@@ -2,13 +2,18 @@ r"""A decoder-only transformer small enough for exact Hessians, and character-le
 
 The model follows minGPT/nanoGPT without biases: token and position embeddings, ``L`` blocks of
 causal multi-head attention and a two-layer MLP on a residual stream, an LM head. LayerNorm (no
-learnable parameters) is optional: the tiny model of "Why Transformers Need Adam" (Fig. 3:
-context 2, 2 heads, width 4, MLP width 4, no LayerNorm) omits it, the GPT used for SLQ keeps it.
+learnable parameters) is optional: the tiny model with which "Why Transformers Need Adam" shows a
+near-block-diagonal transformer Hessian (context 2, 2 heads, width 4, MLP width 4) omits it,
+the GPT used for SLQ keeps it.
 
 Parameter order (the order of ``named_parameters`` and of the flat vector)::
 
     wte (V, D) | wpe (T, D) | per layer l: Q, K, V, O (each (n_head, D/n_head, D)),
-    fc_in (M, D), fc_out (D, M) | lm_head (V, D)
+    fc_in (M, D), fc_out (D, M) | LM head (V, D)
+
+(``named_parameters`` lists a module's own parameters before its submodules', so the LM head
+lives in a submodule ``head`` registered after the layers; :func:`gpt_layout` is built from
+``named_parameters`` itself.)
 
 Q, K, V and O are stored per head, so every head's block is a contiguous slice of the flat
 vector: head ``h`` of O is the ``(D/n_head, D)`` map from that head's output to the stream.
@@ -251,8 +256,8 @@ def gpt(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> GPT:
-    """A :class:`GPT` with seeded initialisation; defaults: the tiny model of Fig. 3 of
-    "Why Transformers Need Adam" (context 2, 2 heads, width 4, MLP width 4, no LayerNorm).
+    """A :class:`GPT` with seeded initialisation; defaults: the tiny model of "Why Transformers
+    Need Adam" (context 2, 2 heads, width 4, MLP width 4, no LayerNorm).
 
     Args:
         vocab_size: number of token ids ``V``.

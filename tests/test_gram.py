@@ -44,8 +44,12 @@ def test_prediction_is_the_second_moment_formula_per_block():
     A, P, _ = _dense(N, d, C, seed=3)
     st = hl.output_block_stats_gram(A, P)
     S = torch.diag_embed(P) - P[:, :, None] * P[:, None, :]  # (N, C, C)
-    m2 = torch.tensor([[d * hl.second_moment_prediction(S[:, c, e], gamma=d / N) for e in range(C)]
-                       for c in range(C)])
+    m2 = torch.tensor(
+        [
+            [d * hl.second_moment_prediction(S[:, c, e], gamma=d / N) for e in range(C)]
+            for c in range(C)
+        ]
+    )
     eye = torch.eye(C, dtype=torch.bool)
     expected = (m2[~eye].mean() / m2[eye].mean()).sqrt()
     assert st.predicted_ratio == pytest.approx(float(expected), rel=1e-10)

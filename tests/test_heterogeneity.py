@@ -46,8 +46,9 @@ def test_blockwise_spectra_exact_with_full_krylov_space(digits_flat):
     assert layout.sizes == (128, 6, 30)
     f, theta = hl.flat_loss(mlp, digits_flat.X, digits_flat.y, "ce")
     H = hl.full_hessian(f, theta)
-    res = hl.blockwise_spectra(mlp, digits_flat.X, digits_flat.y, layout, num_steps=30,
-                               num_probes=2, seed=0)
+    res = hl.blockwise_spectra(
+        mlp, digits_flat.X, digits_flat.y, layout, num_steps=30, num_probes=2, seed=0
+    )
     assert res.num_matvecs <= 30  # one batched HVP per step serves all three blocks
     for b in (1, 2):  # blocks of size <= 30: Lanczos reaches every eigenvalue it can see
         sl = slice(layout.offsets[b], layout.offsets[b + 1])
@@ -64,8 +65,9 @@ def test_blockwise_spectra_exact_with_full_krylov_space(digits_flat):
 @pytest.mark.parametrize("c", [15.0, 40.0, 200.0])
 def test_js_finite_for_large_c(c, digits_flat):
     mlp = hl.scaled_mlp(c, widths=(64, 16, 8, 8, 10), seed=0, device="cpu")
-    res = hl.blockwise_spectra(mlp, digits_flat.X, digits_flat.y, hl.mlp_layout(mlp),
-                               num_steps=6, num_probes=1, seed=0)
+    res = hl.blockwise_spectra(
+        mlp, digits_flat.X, digits_flat.y, hl.mlp_layout(mlp), num_steps=6, num_probes=1, seed=0
+    )
     assert bool(torch.isfinite(res.js).all())
     assert 0.0 <= float(res.js.min()) and float(res.js.max()) <= 1.0
     assert math.isfinite(res.js0) and 0.0 <= res.js0 <= 1.0
@@ -100,7 +102,9 @@ def test_scaled_mlp_and_training(digits_flat):
     a = hl.train_classifier(net, train, test, optimizer="adam", lr=1e-2, epochs=3, batch_size=16)
     b = hl.train_classifier(net, train, test, optimizer="adam", lr=1e-2, epochs=3, batch_size=16)
     assert a == b and a.final_loss < a.losses[0]  # deterministic and learning
-    big = hl.scaled_mlp(15.0, widths=(64, 10), seed=3, device="cpu").float()  # linear: no dead ReLUs
+    big = hl.scaled_mlp(
+        15.0, widths=(64, 10), seed=3, device="cpu"
+    ).float()  # linear: no dead ReLUs
     d = hl.train_classifier(big, train, test, optimizer="sgd", lr=1e38, epochs=2, batch_size=16)
     assert math.isinf(d.final_loss) and d.test_accuracy == 0.0  # diverged: inf, not NaN
     with pytest.raises(ValueError, match="optimizer"):
@@ -112,8 +116,9 @@ def test_layout_helpers():
     assert hl.null_diag_mass(lay) == pytest.approx(10 / 16)
     norms = torch.tensor([[1.0, 3.0], [3.0, 9.0]])
     rms = hl.block_entry_rms(norms, lay)
-    assert torch.allclose(rms, torch.tensor([[1.0, 3 / 3**0.5], [3 / 3**0.5, 3.0]],
-                                            dtype=torch.float64))
+    assert torch.allclose(
+        rms, torch.tensor([[1.0, 3 / 3**0.5], [3 / 3**0.5, 3.0]], dtype=torch.float64)
+    )
 
 
 def test_blockwise_spectra_from_file(tmp_path):

@@ -16,8 +16,9 @@ def test_block_quadratic_structure():
     assert torch.allclose(q.H, q.H.T, atol=0)
     assert float(q.H[:2, 2:].abs().max()) == 0.0  # block-diagonal
     eig = torch.linalg.eigvalsh(q.H)
-    assert torch.allclose(eig, torch.tensor([1.0, 2.0, 5.0, 7.0, 9.0], dtype=torch.float64),
-                          atol=1e-12)
+    assert torch.allclose(
+        eig, torch.tensor([1.0, 2.0, 5.0, 7.0, 9.0], dtype=torch.float64), atol=1e-12
+    )
     assert q.kappa == 9.0 and q.block_kappas == [2.0, 9.0 / 5.0]
     with pytest.raises(ValueError, match="positive"):
         hl.block_quadratic([[1.0, -1.0]])
@@ -63,8 +64,9 @@ def test_adam_mini_is_blockwise_gd_with_gradient_scaled_steps():
     eta, T = 0.2, 25
     run = hl.adam_quadratic(q, T, lr=eta, per_block=True, w0=w0)
     g0 = q.H @ w0
-    steps = torch.cat([torch.full((3,), eta / float(g0[b : b + 3].pow(2).mean().sqrt()))
-                       for b in (0, 3, 6)])
+    steps = torch.cat(
+        [torch.full((3,), eta / float(g0[b : b + 3].pow(2).mean().sqrt())) for b in (0, 3, 6)]
+    )
     w = w0.clone()
     for _ in range(T):
         w = w - steps * (q.H @ w)
@@ -79,8 +81,10 @@ def test_heterogeneous_versus_homogeneous_ordering():
         gd = hl.gd(q, 2000)
         adam = hl.best_lr(hl.adam_quadratic(q, 2000, lr=lrs, beta2=1.0))
         bgd = hl.blockwise_gd(q, 2000)
-        speed[case] = {k: -math.log(hl.measured_rate(r.gaps))
-                       for k, r in (("gd", gd), ("adam", adam), ("bgd", bgd))}
+        speed[case] = {
+            k: -math.log(hl.measured_rate(r.gaps))
+            for k, r in (("gd", gd), ("adam", adam), ("bgd", bgd))
+        }
     assert speed[3]["adam"] > 10 * speed[3]["gd"] and speed[3]["bgd"] > 100 * speed[3]["gd"]
     assert speed[4]["adam"] < 5 * speed[4]["gd"] and speed[4]["bgd"] < 2 * speed[4]["gd"]
 
@@ -105,8 +109,7 @@ def test_rescale_and_quantiles():
     assert torch.allclose(out[0][1] - out[0][0], torch.tensor(1999.0 / 4, dtype=torch.float64))
     # quantiles of a (blurred) uniform spectrum on [0, 1]
     nodes = torch.linspace(0, 1, 2001, dtype=torch.float64)[None]
-    spec = hl.slq_density((nodes, torch.full_like(nodes, 1 / 2001)), sigma_rel=1e-3,
-                          num_grid=4000)
+    spec = hl.slq_density((nodes, torch.full_like(nodes, 1 / 2001)), sigma_rel=1e-3, num_grid=4000)
     qs = hl.spectrum_quantiles(spec, 10)
     assert torch.allclose(qs, (torch.arange(10, dtype=torch.float64) + 0.5) / 10, atol=5e-3)
 
@@ -153,7 +156,9 @@ def test_adam_flat_per_block_state_and_singletons():
     with pytest.raises(ValueError, match="method"):
         hl.optimizer_state_numel(two, "lion")
     with pytest.raises(ValueError, match="layout covers"):
-        hl.adam_flat(loss, theta0, lr=0.1, steps=1, layout=hl.BlockLayout.from_named_sizes([("x", 3)]))
+        hl.adam_flat(
+            loss, theta0, lr=0.1, steps=1, layout=hl.BlockLayout.from_named_sizes([("x", 3)])
+        )
 
 
 def test_single_thread_restores_setting():

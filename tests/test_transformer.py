@@ -76,8 +76,9 @@ def test_layouts_follow_parameter_order():
 
 
 def test_attention_is_causal():
-    model = hl.gpt(10, context=5, width=8, num_heads=2, mlp_width=8, num_layers=2,
-                   layernorm=True, device="cpu")
+    model = hl.gpt(
+        10, context=5, width=8, num_heads=2, mlp_width=8, num_layers=2, layernorm=True, device="cpu"
+    )
     X = torch.randint(0, 10, (3, 5), generator=torch.Generator().manual_seed(0))
     X2 = X.clone()
     X2[:, -1] = (X2[:, -1] + 1) % 10  # change only the last token
@@ -114,10 +115,16 @@ def test_adam_mini_partition():
     ids = hl.adam_mini_blocks(model)
     P = sum(p.numel() for p in model.parameters())
     assert ids.shape == (P,) and ids.dtype == torch.long
-    assert int(ids.max()) + 1 == hl.adam_mini_num_blocks(model) == 16 + 2 + 2 * (2 + 2 + 4 + 4 + 4 + 4) + 16
+    assert (
+        int(ids.max()) + 1
+        == hl.adam_mini_num_blocks(model)
+        == 16 + 2 + 2 * (2 + 2 + 4 + 4 + 4 + 4) + 16
+    )
     # the output projection's blocks are output neurons: O[:, :, d] for each d
-    off = sum(p.numel() for p in (model.wte, model.wpe, model.layers[0].q, model.layers[0].k,
-                                  model.layers[0].v))
+    off = sum(
+        p.numel()
+        for p in (model.wte, model.wpe, model.layers[0].q, model.layers[0].k, model.layers[0].v)
+    )
     o_ids = ids[off : off + 16].reshape(2, 2, 4)
     assert all(len(set(o_ids[:, :, d].reshape(-1).tolist())) == 1 for d in range(4))
     assert len(set(o_ids[0, 0].tolist())) == 4
