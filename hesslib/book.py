@@ -508,7 +508,7 @@ def _finish_site(app, exc) -> None:
 def api_modules() -> list[tuple[str, str, list[str], Any]]:
     """``(title, summary, dotted names, module)`` per public module, in the package's order.
 
-    The modules are those ``hesslib/__init__.py`` re-exports (``_MODULES`` then ``_EXTRA``),
+    The modules are those ``hesslib/__init__.py`` re-exports (``_MODULES``),
     each with the names of its ``__all__`` under the ``hesslib`` namespace (``hesslib.hvp``),
     as the chapters call them (``hl.hvp``); then ``hesslib.plot``. A name exported twice is
     listed once, where it first appears.
@@ -517,7 +517,7 @@ def api_modules() -> list[tuple[str, str, list[str], Any]]:
 
     seen: set[str] = set()
     groups = []
-    modules = list(getattr(hesslib, "_MODULES", [])) + list(getattr(hesslib, "_EXTRA", []))
+    modules = list(getattr(hesslib, "_MODULES", []))
     for module in modules:
         names = [n for n in getattr(module, "__all__", []) if n not in seen]
         seen.update(names)

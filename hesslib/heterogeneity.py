@@ -168,13 +168,32 @@ def blockwise_spectra(
 
 
 def blockwise_spectra_from_file(
-    path, *, sigma_rel: float = 0.02, num_grid: int = 512
+    path,
+    *,
+    expect: dict | None = None,
+    names: Sequence[str] | None = None,
+    sigma_rel: float = 0.02,
+    num_grid: int = 512,
 ) -> BlockwiseSpectra:
     """:class:`BlockwiseSpectra` from a file of ``python -m hesslib.cli slq`` (for example a
-    ``paper``-profile run on GPUs), read with :func:`hesslib.load_block_spectra`."""
+    ``paper``-profile run on GPUs), read with :func:`hesslib.load_block_spectra`.
+
+    Args:
+        path: the ``.pt`` file.
+        expect: settings the file must have been made with (e.g. the model's entries of
+            :data:`hesslib.SPECTRA_MODELS` and the seed); a mismatch raises ``ValueError``.
+        names: the block names the file must hold, in order (e.g. the model's layout).
+        sigma_rel, num_grid: as :func:`hesslib.slq_density`.
+    """
     from .spectra_io import load_block_spectra
 
     saved = load_block_spectra(path)
+    if expect:
+        saved.check_settings(expect)
+    if names is not None and tuple(names) != tuple(saved.names):
+        raise ValueError(
+            f"the spectra file holds blocks {list(saved.names)}, expected {list(names)}"
+        )
     spectra = saved.spectra(num_grid=num_grid, sigma_rel=sigma_rel)
     D = pairwise_js(spectra, grid=union_grid(spectra))
     seconds = saved.settings.get("seconds")

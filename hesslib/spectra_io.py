@@ -40,10 +40,31 @@ class BlockSpectra:
         """One :class:`~hesslib.Spectrum` per block (see :func:`hesslib.slq_density`)."""
         return [slq_density(r, num_grid=num_grid, sigma_rel=sigma_rel) for r in self.results]
 
+    def check_settings(self, expected: dict) -> None:
+        """Raise ``ValueError`` naming every setting of ``expected`` the file disagrees with.
+
+        Values are compared as they are stored (numbers as numbers, anything else as text),
+        so ``channels=(8, 8)`` matches a file written with ``--model cnn`` at those channels.
+        """
+        wrong = {
+            k: (self.settings.get(k, "<missing>"), _plain(v))
+            for k, v in expected.items()
+            if self.settings.get(k, "<missing>") != _plain(v)
+        }
+        if wrong:
+            lines = "; ".join(f"{k}: file has {a!r}, expected {b!r}" for k, (a, b) in wrong.items())
+            raise ValueError(f"the spectra file was made with other settings — {lines}")
+
     def __getitem__(self, name: str) -> LanczosResult:
         if name not in self.names:
             raise KeyError(f"no block {name!r}; blocks: {list(self.names)}")
         return self.results[self.names.index(name)]
+
+
+def _plain(value):
+    """A setting as stored: ``None``/bool/int/float unchanged, anything else as ``str``
+    (loadable with ``torch.load(weights_only=True)``)."""
+    return value if value is None or type(value) in (bool, int, float) else str(value)
 
 
 def save_block_spectra(path, names, sizes, results: list[LanczosResult], settings: dict) -> None:
@@ -63,10 +84,7 @@ def save_block_spectra(path, names, sizes, results: list[LanczosResult], setting
         )
         for n, s, r in zip(names, sizes, results, strict=True)
     ]
-    plain = {
-        str(k): v if v is None or type(v) in (bool, int, float) else str(v)
-        for k, v in settings.items()
-    }  # loadable with torch.load(weights_only=True)
+    plain = {str(k): _plain(v) for k, v in settings.items()}
     torch.save({"format": FORMAT, "settings": plain, "blocks": blocks}, path)
 
 

@@ -63,18 +63,12 @@ import hesslib as hl
 PROFILES = {
     "quick": dict(
         tiny_layers=1, tiny_windows=200, tiny_steps=60, tiny_lr=1e-2,
-        gpt=dict(context=8, width=16, num_heads=2, mlp_width=32, num_layers=2), gpt_windows=8,
-        cnn_channels=(4, 4, 4, 4), cnn_upsample=1, cnn_images=64,
-        slq_steps=8, slq_probes=1, slq_chunk=None,
         quad_dim=20, quad_steps=400, quad_lrs=9,
         mlp_widths=(64, 32, 16, 16, 10), dial_c=(1, 4, 15), dial_images=64, dial_epochs=2,
         vocab_max_log2=10, gram_N=128, gram_d=32,
     ),
     "default": dict(
         tiny_layers=2, tiny_windows=None, tiny_steps=150, tiny_lr=1e-2,
-        gpt=dict(context=16, width=64, num_heads=4, mlp_width=128, num_layers=2), gpt_windows=32,
-        cnn_channels=(8, 8, 8, 8, 8, 8), cnn_upsample=1, cnn_images=256,
-        slq_steps=30, slq_probes=3, slq_chunk=None,
         quad_dim=100, quad_steps=2000, quad_lrs=17,
         mlp_widths=(64, 300, 128, 64, 10), dial_c=(1, 2, 3, 4, 6, 9, 12, 15), dial_images=256,
         dial_epochs=20,
@@ -82,9 +76,6 @@ PROFILES = {
     ),
     "paper": dict(
         tiny_layers=4, tiny_windows=None, tiny_steps=500, tiny_lr=1e-2,
-        gpt=dict(context=64, width=128, num_heads=4, mlp_width=512, num_layers=4), gpt_windows=256,
-        cnn_channels=(16, 16, 32, 32, 64, 64), cnn_upsample=2, cnn_images=1797,
-        slq_steps=100, slq_probes=10, slq_chunk=32,  # HVP columns per vmapped call (memory)
         quad_dim=100, quad_steps=5000, quad_lrs=33,
         mlp_widths=(64, 300, 128, 64, 10), dial_c=tuple(range(1, 16)), dial_images=1797,
         dial_epochs=30,
@@ -96,10 +87,14 @@ cfg = hl.resolve_profile(
     profile,
     PROFILES,
     tiny_layers=tiny_layers,
-    slq_steps=slq_steps,
-    slq_probes=slq_probes,
     vocab_max_log2=vocab_max_log2,
 )
+# the GPT and CNN of section 2 (and the Lanczos settings of every SLQ here): one table shared
+# with `python -m hesslib.cli slq`, so that its spectra files are of exactly these models
+slq = {
+    model: hl.spectra_settings(model, profile, steps=slq_steps, probes=slq_probes, verbose=True)
+    for model in ("gpt", "cnn")
+}
 device = hl.default_device()
 if device.type == "cpu":  # small models: extra intra-op threads cost more than they give
     torch.set_num_threads(1)
@@ -229,70 +224,36 @@ plt.show()
 # linear layer for the CNN.
 
 # %%
-tokens_all, alphabet_all = hl.char_tokens(hl.zen_text())
-gpt_data = hl.token_windows(
-    tokens_all,
-    cfg.gpt["context"],
-    num=cfg.gpt_windows,
-    vocab_size=len(alphabet_all),
-    device=device,
-    name="Zen of Python",
-)
-gpt_net = hl.gpt(
-    len(alphabet_all),
-    **cfg.gpt,
-    layernorm=True,
-    init="gpt2",
-    seed=seed,
-    device=device,
-    dtype=torch.float32,
-)
-if gpt_spectra_file is None:
-    gpt_spec = hl.blockwise_spectra(
-        gpt_net,
-        gpt_data.X,
-        gpt_data.y,
-        hl.gpt_layout(gpt_net),
-        num_steps=cfg.slq_steps,
-        num_probes=cfg.slq_probes,
-        seed=seed,
-        chunk=cfg.slq_chunk,
+problems = {m: hl.spectra_problem(slq[m], seed=seed, device=device) for m in ("gpt", "cnn")}
+spectra_files = {"gpt": gpt_spectra_file, "cnn": cnn_spectra_file}
+spec = {}
+for m, pb in problems.items():
+    if spectra_files[m] is None:
+        spec[m] = hl.blockwise_spectra(
+            pb.net,
+            pb.data.X,
+            pb.data.y,
+            pb.layout,
+            num_steps=slq[m].steps,
+            num_probes=slq[m].probes,
+            seed=seed,
+            chunk=slq[m].chunk_size,
+        )
+    else:  # computed elsewhere, e.g. on GPUs with torchrun: it must be of this very model
+        model_settings = {
+            k: v for k, v in vars(slq[m]).items() if k not in ("profile", "chunk_size")
+        }
+        spec[m] = hl.blockwise_spectra_from_file(
+            spectra_files[m],
+            expect=dict(model_settings, seed=seed, partition="module"),
+            names=pb.layout.names,
+        )
+    print(
+        f"{m.upper()}: P = {pb.layout.num_params}, {pb.data.name}, N = {pb.data.X.shape[0]}, "
+        f"{len(spec[m].names)} blocks, {spec[m].num_matvecs} batched HVPs, "
+        f"{spec[m].seconds:.1f} s, JS0 = {spec[m].js0:.3f}"
     )
-else:  # computed elsewhere, e.g. on GPUs with torchrun
-    gpt_spec = hl.blockwise_spectra_from_file(gpt_spectra_file)
-print(
-    f"GPT: P = {sum(p.numel() for p in gpt_net.parameters())}, {len(gpt_spec.names)} blocks, "
-    f"{gpt_spec.num_matvecs} batched HVPs, {gpt_spec.seconds:.1f} s, JS0 = {gpt_spec.js0:.3f}"
-)
-
-# %%
-digits = hl.digits_data(
-    num=cfg.cnn_images, upsample=cfg.cnn_upsample, seed=seed, device=device, dtype=torch.float32
-)
-cnn_net = hl.small_cnn(
-    channels=cfg.cnn_channels,
-    side=8 * cfg.cnn_upsample,
-    seed=seed,
-    device=device,
-    dtype=torch.float32,
-)
-if cnn_spectra_file is None:
-    cnn_spec = hl.blockwise_spectra(
-        cnn_net,
-        digits.X,
-        digits.y,
-        hl.cnn_layout(cnn_net),
-        num_steps=cfg.slq_steps,
-        num_probes=cfg.slq_probes,
-        seed=seed,
-        chunk=cfg.slq_chunk,
-    )
-else:  # computed elsewhere, e.g. on GPUs with torchrun
-    cnn_spec = hl.blockwise_spectra_from_file(cnn_spectra_file)
-print(
-    f"CNN: P = {sum(p.numel() for p in cnn_net.parameters())}, {len(cnn_spec.names)} blocks, "
-    f"{cnn_spec.num_matvecs} batched HVPs, {cnn_spec.seconds:.1f} s, JS0 = {cnn_spec.js0:.3f}"
-)
+gpt_spec, cnn_spec = spec["gpt"], spec["cnn"]
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "SLQ densities of the diagonal Hessian blocks at initialisation, log density against a symmetric-log eigenvalue axis. Left: the GPT, one curve per parameter tensor; right: the CNN, one per layer.", "name": "fig-06-block-spectra"}}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -339,10 +300,14 @@ for k in ("gpt", "cnn"):
     glue(f"ch06_js0_hidden_{k}", js0_hidden[k], display=False)
 glue("ch06_js0_ratio", js0["gpt"] / js0["cnn"], display=False)
 glue("ch06_js0_hidden_ratio", js0_hidden["gpt"] / js0_hidden["cnn"], display=False)
-glue("ch06_slq_steps", cfg.slq_steps, display=False)
-glue("ch06_slq_probes", cfg.slq_probes, display=False)
+glue("ch06_slq_steps", slq["gpt"].steps, display=False)
+glue("ch06_slq_probes", slq["gpt"].probes, display=False)
 glue("ch06_gpt_blocks", len(gpt_spec.names), display=False)
-glue("ch06_gpt_single_hvps", cfg.slq_steps * cfg.slq_probes * len(gpt_spec.names), display=False)
+glue(
+    "ch06_gpt_single_hvps",
+    slq["gpt"].steps * slq["gpt"].probes * len(gpt_spec.names),
+    display=False,
+)
 print(
     f"JS0 all blocks: GPT {js0['gpt']:.3f}, CNN {js0['cnn']:.3f}; "
     f"hidden blocks: GPT {js0_hidden['gpt']:.3f}, CNN {js0_hidden['cnn']:.3f}"
@@ -659,8 +624,8 @@ dial = {
         widths=cfg.mlp_widths,
         epochs=cfg.dial_epochs,
         spectra_samples=cfg.dial_images,
-        num_steps=cfg.slq_steps,
-        num_probes=cfg.slq_probes,
+        num_steps=slq["cnn"].steps,
+        num_probes=slq["cnn"].probes,
         seed=seed,
     )
     for c in tqdm(cfg.dial_c, desc="c")

@@ -315,19 +315,20 @@ def test_the_scaling_out_page_command_runs_on_two_cpu_processes(page_run):
     # parameters in the default dtype before casting them)
     torch.set_default_dtype(torch.float32)
     args = cli._parser().parse_args(argv[argv.index("slq") :])
-    cfg = hl.resolve_profile(args.profile, cli.MODEL_PROFILES[args.model], verbose=False)
-    net, X, y, loss, layout = cli.build_problem(
-        args.model, cfg, partition=args.partition, device="cpu", dtype=torch.float64, seed=args.seed
+    cfg = hl.spectra_settings(args.model, args.profile)
+    pb = hl.spectra_problem(
+        cfg, partition=args.partition, seed=args.seed, device="cpu", dtype=torch.float64
     )
+    layout = pb.layout
     assert saved.names == layout.names and saved.sizes == layout.sizes
-    f, theta = hl.flat_loss(net, X, y, loss)
+    f, theta = hl.flat_loss(pb.net, pb.data.X, pb.data.y, pb.loss)
     ref = block_lanczos_all(
         lambda V: hl.hvp(f, theta, V),
         layout,
         theta.numel(),
         num_steps=cfg.steps,
         num_probes=cfg.probes,
-        seed=args.seed + 2,
+        seed=args.seed,
     )
     for got, want in zip(saved.results, ref, strict=True):
         assert _rel(got.nodes, want.nodes) < 1e-10
