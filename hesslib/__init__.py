@@ -6,6 +6,7 @@ module; ``hl.lanczos`` is the Lanczos function (the module is ``hesslib.lanczos`
 """
 
 from . import (
+    adam_speed,
     blocks,
     cifar,
     closed_form,
@@ -14,6 +15,7 @@ from . import (
     decoupling,
     deep,
     device,
+    dial,
     distributed,
     distributed_ops,
     dynamics,
@@ -30,16 +32,19 @@ from . import (
     profiles,
     rmt,
     rmt_sampling,
+    snapshot_plots,
     spectra_io,
     spectrum,
     static,
     static_sweep,
+    symbolic,
     train,
     transformer,
     zoo,
 )
 from . import lanczos as _lanczos_module
 from . import plotting as plot
+from .adam_speed import *  # noqa: F403
 from .blocks import *  # noqa: F403
 from .cifar import *  # noqa: F403
 from .closed_form import *  # noqa: F403
@@ -48,6 +53,7 @@ from .data import *  # noqa: F403
 from .decoupling import *  # noqa: F403
 from .deep import *  # noqa: F403
 from .device import *  # noqa: F403
+from .dial import *  # noqa: F403
 from .distributed import *  # noqa: F403
 from .distributed_ops import *  # noqa: F403
 from .dynamics import *  # noqa: F403
@@ -65,10 +71,12 @@ from .optim import *  # noqa: F403
 from .profiles import *  # noqa: F403
 from .rmt import *  # noqa: F403
 from .rmt_sampling import *  # noqa: F403
+from .snapshot_plots import *  # noqa: F403
 from .spectra_io import *  # noqa: F403
 from .spectrum import *  # noqa: F403
 from .static import *  # noqa: F403
 from .static_sweep import *  # noqa: F403
+from .symbolic import *  # noqa: F403
 from .train import *  # noqa: F403
 from .transformer import *  # noqa: F403
 from .zoo import *  # noqa: F403
@@ -79,15 +87,15 @@ _MODULES = [
     # foundation
     device, data, models, losses, hessian, closed_form, blocks, profiles,
     # chapters 01–02: real data, observations, graphs
-    cifar, observations, graphs, graph_plots,
+    cifar, observations, graphs, symbolic, graph_plots,
     # chapter 03: training dynamics, deep nets
-    train, dynamics, deep,
+    train, adam_speed, dynamics, snapshot_plots, deep,
     # chapter 04: static force
     static, static_sweep, levels,
     # chapter 05: spectral toolkit and random matrices
     _lanczos_module, spectrum, rmt, rmt_sampling, decoupling,
     # chapter 06: transformers, CNN, optimisers, Gram block norms, heterogeneity
-    transformer, cnn, optim, gram, heterogeneity, zoo,
+    transformer, cnn, optim, gram, heterogeneity, dial, zoo,
     # scaling out
     distributed, distributed_ops, spectra_io,
 ]  # fmt: skip

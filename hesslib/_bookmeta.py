@@ -1,8 +1,8 @@
 """Facts behind the book build: content hashes, execution records, the reproducibility page.
 
-Used by :mod:`hesslib.book`. An executed chapter carries a record in its notebook metadata
-(``metadata["hesslib"]``); ``book/reproducibility.md`` is rendered from those records at
-build time, so none of its numbers are typed by hand.
+Used by :mod:`hesslib.book` and :mod:`hesslib._booksite`. An executed chapter carries a
+record in its notebook metadata (``metadata["hesslib"]``); ``book/reproducibility.md`` is
+rendered from those records at build time, so none of its numbers are typed by hand.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ META_KEY = "hesslib"
 # Bump when the execution procedure changes in a way that should invalidate every cache.
 CACHE_FORMAT = 1
 # The build machinery itself: chapters never import it, so editing it re-executes nothing.
-BUILD_MODULES = frozenset({"book.py", "_bookmeta.py"})
+BUILD_MODULES = frozenset({"book.py", "_booksite.py", "_bookmeta.py"})
 
 
 def content_hash(
@@ -251,3 +251,15 @@ def extract_figures(notebook: Path, out_dir: Path) -> list[Path]:
                 path.write_text(svg if isinstance(svg, str) else "".join(svg))
             written.append(path)
     return written
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` unless ``dst`` holds the same bytes (its mtime then stays)."""
+    if not dst.exists() or dst.read_bytes() != src.read_bytes():
+        shutil.copyfile(src, dst)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it holds that text already."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)

@@ -15,6 +15,11 @@ changed. The executed notebooks are copied to ``notebooks/NN_name.ipynb`` (git-i
 
 ``run`` re-executes one chapter (always), e.g. at the ``paper`` profile, and says where the
 executed notebook and its figures went.
+
+This module is the executing side (chapters, their parameters, the cache, the command line);
+the Sphinx extension that shapes the rendered site is :mod:`hesslib._booksite`, and the facts
+behind the build (content hashes, execution records, the reproducibility page) are in
+:mod:`hesslib._bookmeta`.
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ import argparse
 import ast
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hesslib import _bookmeta as meta
+from hesslib._booksite import describe_weight
 from hesslib.profiles import PROFILE_NAMES
 
 LIB_DIR = Path(__file__).resolve().parent
@@ -295,16 +299,6 @@ def _finalise(path: Path, record: dict[str, Any]) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def _copy_if_changed(src: Path, dst: Path) -> None:
-    if not dst.exists() or dst.read_bytes() != src.read_bytes():
-        shutil.copyfile(src, dst)
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-
-
 def write_reproducibility(root: Path, chapters: list[Chapter], profile: str) -> Path:
     """Render ``book/reproducibility.md`` from the executed notebooks of ``profile``."""
     executor = Executor(root)
@@ -317,7 +311,7 @@ def write_reproducibility(root: Path, chapters: list[Chapter], profile: str) -> 
     page = root / "book" / "reproducibility.md"
     page.parent.mkdir(exist_ok=True)
     text = meta.render_reproducibility([r for r in records if r], profile, others)
-    _write_if_changed(page, text)
+    meta.write_if_changed(page, text)
     return page
 
 
@@ -353,7 +347,7 @@ def build(root: Path, profile: str, *, force=False, only=None, html=True) -> int
     if missing or not html:
         return 0
     for ch in chapters:
-        _copy_if_changed(executor.target(ch, profile), ch.path.with_suffix(".ipynb"))
+        meta.copy_if_changed(executor.target(ch, profile), ch.path.with_suffix(".ipynb"))
     write_reproducibility(root, chapters, profile)
     code = jupyter_book(root)
     index = root / BUILD / "html" / "index.html"
@@ -366,23 +360,6 @@ def build(root: Path, profile: str, *, force=False, only=None, html=True) -> int
     (root / BUILD / "site.json").write_text(json.dumps(stamp, indent=1) + "\n")
     print(f"[book] built {index}")
     return 0
-
-
-def site_weight(html: Path) -> tuple[int, int, Path]:
-    """Total bytes and number of files of a built site, and its largest file."""
-    files = [p for p in html.rglob("*") if p.is_file()]
-    sizes = {p: p.stat().st_size for p in files}
-    return sum(sizes.values()), len(files), max(sizes, key=sizes.__getitem__)
-
-
-def describe_weight(html: Path) -> str:
-    total, count, largest = site_weight(html)
-    mb = 1024 * 1024
-    size = largest.stat().st_size / mb
-    return (
-        f"site: {total / mb:.1f} MB in {count} files; "
-        f"largest: {largest.relative_to(html)} ({size:.1f} MB)"
-    )
 
 
 def run(root: Path, spec: str, profile: str, params: dict[str, Any]) -> int:
@@ -399,234 +376,6 @@ def run(root: Path, spec: str, profile: str, params: dict[str, Any]) -> int:
     print(f"[book] figures ({len(figures)}): {where}")
     print(f"[book] `make book PROFILE={profile}` renders the whole book at this profile")
     return 0
-
-
-# --- the Sphinx side: `hesslib.book` is also listed in _config.yml's extra_extensions ---------
-
-CHAPTER_DOC = re.compile(r"^notebooks/(\d\d)_\w+$")
-# MathJax bundles that sphinx-mathjax-offline copies but no page loads (each page loads the one
-# in ``mathjax_path``; components it loads on demand live in sub-folders and are kept).
-MATHJAX_BUNDLE = re.compile(r"^(tex|mml)-[\w-]+\.js$|^node-main\.js$")
-
-
-def chapter_number(docname: str) -> int | None:
-    """``4`` for the document ``notebooks/04_static_force``; ``None`` for other pages."""
-    match = CHAPTER_DOC.match(docname)
-    return int(match.group(1)) if match else None
-
-
-def _number_by_chapter(app, env) -> list[str]:
-    """Number figures (and tables, code blocks) per chapter: "Fig. 4.2" is chapter 04's second.
-
-    Sphinx numbers them consecutively through the book; this renumbers those of
-    ``notebooks/NN_*`` in their order, prefixed with ``NN``, so that a {numref} from another
-    chapter reads unambiguously.
-    """
-    for docname, by_type in env.toc_fignumbers.items():
-        number = chapter_number(docname)
-        if number is None:
-            continue
-        for numbers in by_type.values():
-            ordered = sorted(numbers, key=numbers.__getitem__)
-            for k, ident in enumerate(ordered, start=1):
-                numbers[ident] = (number, k)
-    return []
-
-
-def _py_download(app, pagename, templatename, context, doctree) -> None:
-    """Offer the chapter's jupytext source (``.py``) in the theme's download menu."""
-    if chapter_number(pagename) is None or not Path(app.srcdir, f"{pagename}.py").is_file():
-        return
-    for group in context.get("header_buttons", []):
-        if group.get("label") != "download-buttons":
-            continue
-        buttons = list(group["buttons"])
-        labels = {b.get("label") for b in buttons}
-        if "download-notebook-button" in labels:  # the "source file" is the .ipynb again
-            buttons = [b for b in buttons if b.get("label") != "download-source-button"]
-        pdf = [k for k, b in enumerate(buttons) if b.get("label") == "download-pdf-button"]
-        buttons.insert(
-            pdf[0] if pdf else len(buttons),
-            {
-                "type": "link",
-                "url": f"{context['pathto']('_sources', 1)}/{pagename}.py",
-                "text": ".py",
-                "tooltip": "Download the chapter's source (jupytext percent format)",
-                "icon": "fas fa-file-code",
-                "label": "download-py-button",
-            },
-        )
-        group["buttons"] = buttons
-
-
-def _is_thebe(script) -> bool:
-    name = str(getattr(script, "filename", script) or "")
-    body = str(getattr(script, "attributes", {}).get("body", ""))
-    return name.endswith("sphinx-thebe.js") or "THEBE_JS_URL" in body
-
-
-def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
-    """Drop sphinx-thebe's scripts: jupyter-book always loads the extension, which then
-    declares ``const THEBE_JS_URL`` twice (a JavaScript error on every page), and nothing on
-    this site uses it (no launch buttons: the site needs no remote server)."""
-    scripts = context.get("script_files")
-    if isinstance(scripts, list):
-        scripts[:] = [s for s in scripts if not _is_thebe(s)]
-
-
-def _finish_site(app, exc) -> None:
-    """Copy the chapters' ``.py`` sources beside their ``.ipynb``; drop stale pages and files
-    that no page loads."""
-    if exc is not None or app.builder.format != "html":
-        return
-    out = Path(app.outdir)
-    (out / TOC_STAMP).write_text(_toc_digest(app) + "\n")
-    for docname in sorted(app.env.found_docs):
-        src = Path(app.srcdir, f"{docname}.py")
-        if chapter_number(docname) is not None and src.is_file():
-            dst = out / "_sources" / f"{docname}.py"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            _copy_if_changed(src, dst)
-    # Sphinx never deletes a page: one whose source is gone (a renamed chapter) would stay
-    # on the site. Keep only the documents, the generated pages and the domain indices.
-    keep = set(app.env.found_docs) | {"index", "genindex", "search"}
-    keep |= {name for name, *_ in getattr(app.builder, "domain_indices", [])}
-    for page in out.rglob("*.html"):
-        rel = page.relative_to(out)
-        if rel.parts[0] not in ("_static", "_sources") and str(rel.with_suffix("")) not in keep:
-            page.unlink()
-    mathjax = out / "_static" / "mathjax"
-    used = Path(str(app.config.mathjax_path).split("?")[0]).name
-    if mathjax.is_dir() and (mathjax / used).is_file():
-        for path in mathjax.iterdir():
-            if path.is_file() and MATHJAX_BUNDLE.match(path.name) and path.name != used:
-                path.unlink()
-    for path in (out / "_static").rglob("*.map"):  # source maps: only a debugger reads them
-        path.unlink()
-
-
-def api_modules() -> list[tuple[str, str, list[str], Any]]:
-    """``(title, summary, dotted names, module)`` per public module, in the package's order.
-
-    The modules are those ``hesslib/__init__.py`` re-exports (``_MODULES``),
-    each with the names of its ``__all__`` under the ``hesslib`` namespace (``hesslib.hvp``),
-    as the chapters call them (``hl.hvp``); then ``hesslib.plot``. A name exported twice is
-    listed once, where it first appears.
-    """
-    import hesslib
-
-    seen: set[str] = set()
-    groups = []
-    modules = list(getattr(hesslib, "_MODULES", []))
-    for module in modules:
-        names = [n for n in getattr(module, "__all__", []) if n not in seen]
-        seen.update(names)
-        if names:
-            groups.append((module.__name__, module, [f"hesslib.{n}" for n in names]))
-    plot = getattr(hesslib, "plot", None)
-    if plot is not None:
-        names = getattr(plot, "__all__", None) or [
-            n for n, o in vars(plot).items() if callable(o) and not n.startswith("_")
-        ]
-        groups.append(("hesslib.plot", plot, [f"hesslib.plot.{n}" for n in names]))
-    out = []
-    for title, module, names in groups:
-        doc = (module.__doc__ or "").strip().split("\n\n")[0]
-        out.append((title, " ".join(doc.split()), names, module))
-    return out
-
-
-def api_rst() -> list[str]:
-    """reStructuredText of the API page: per module a summary table, then every object.
-
-    Constants are described with their value and their ``#:`` comment in the source (a
-    constant has no docstring of its own; autodoc would show that of its type).
-    """
-    from sphinx.pycode import ModuleAnalyzer
-
-    import hesslib
-
-    lines: list[str] = []
-    for title, summary, names, module in api_modules():
-        objects = {}
-        for name in names:
-            obj = hesslib
-            for part in name.split(".")[1:]:
-                obj = getattr(obj, part)
-            objects[name] = obj
-        try:
-            comments = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
-        except Exception:  # no source to analyse
-            comments = {}
-        heading = f"``{title}``"
-        lines += [heading, "-" * len(heading), "", summary, "", ".. autosummary::", ""]
-        lines += [f"   {n}" for n, o in objects.items() if callable(o)] + [""]
-        for name, obj in objects.items():
-            if isinstance(obj, type):
-                lines += [f".. autoclass:: {name}", "   :members:", ""]
-            elif callable(obj):
-                lines += [f".. autofunction:: {name}", ""]
-            else:
-                value = " ".join(repr(obj).split())
-                value = value if len(value) <= 90 else value[:87] + "..."
-                doc = comments.get(("", name.rsplit(".", 1)[-1]), [])
-                lines += [f".. py:data:: {name}", f"   :value: {value}", ""]
-                lines += [f"   {line}" for line in doc] + [""]
-    return lines
-
-
-def _api_directive():
-    from docutils import nodes
-    from docutils.parsers.rst import Directive
-    from docutils.statemachine import StringList
-    from sphinx.util.nodes import nested_parse_with_titles
-
-    class HesslibApi(Directive):
-        """``.. hesslib-api::`` (inside ``{eval-rst}``): the whole public API of hesslib."""
-
-        def run(self):
-            holder = nodes.section()
-            holder.document = self.state.document
-            content = StringList(api_rst(), source="hesslib-api")
-            nested_parse_with_titles(self.state, content, holder)
-            return holder.children
-
-    return HesslibApi
-
-
-TOC_STAMP = ".hesslib-toc"  # in the HTML output: the _toc.yml its pages were written with
-
-
-def _toc_digest(app) -> str:
-    import hashlib
-
-    toc = Path(app.srcdir, str(getattr(app.config, "external_toc_path", "_toc.yml")))
-    return hashlib.sha256(toc.read_bytes()).hexdigest() if toc.is_file() else ""
-
-
-def _reread_all_when_toc_changes(app, env, added, changed, removed) -> list[str]:
-    """Every page, when the HTML output was written with another ``_toc.yml``.
-
-    Each page carries the whole table of contents in its sidebar, but Sphinx rewrites only the
-    pages whose own source changed: a chapter added to the TOC would be missing from the
-    sidebar of every other page (the browser test caught this).
-    """
-    stamp = Path(app.outdir, TOC_STAMP)
-    if stamp.is_file() and stamp.read_text().strip() == _toc_digest(app):
-        return []
-    return sorted(set(env.found_docs) - set(added) - set(changed) - set(removed))
-
-
-def setup(app) -> dict[str, Any]:
-    """Sphinx entry point (jupyter-book loads this module as an extension)."""
-    app.add_directive("hesslib-api", _api_directive())
-    app.connect("env-get-outdated", _reread_all_when_toc_changes)
-    app.connect("env-get-updated", _number_by_chapter, priority=900)
-    app.connect("html-page-context", _py_download, priority=900)
-    app.connect("html-page-context", _drop_thebe, priority=900)
-    # after sphinx-mathjax-offline's copy (priority 500)
-    app.connect("build-finished", _finish_site, priority=900)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def _parser() -> argparse.ArgumentParser:

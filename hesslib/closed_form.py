@@ -21,6 +21,9 @@ Since ReLU is piecewise linear, the only second derivative of ``f`` is
 The last term of ``H_wv`` — the *residual term* — has a single non-zero column (the k-th)
 and is proportional to the residuals ``g``; it vanishes at a perfect fit. For the linear model
 ``f(x) = V x``: ``H_{v_c v_{c'}} = (1/N) Σ_n S_n[c,c'] x_n x_nᵀ``.
+
+:func:`hidden_layer_hessian` and :func:`output_layer_hessian` form one layer's block alone
+(``H_ww``, or ``H_vv`` on its first classes), for nets whose full Hessian is too large.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_labels, check_loss, check_matrix, check_num_classes
+from ._checks import check_labels, check_loss, check_matrix, check_num_classes, check_positive_int
 from .hessian import check_memory
 from .models import LinearNet, OneHiddenNet
 
@@ -38,9 +41,11 @@ __all__ = [
     "HessianBlocks",
     "closed_form_hessian",
     "closed_form_blocks",
+    "hidden_layer_hessian",
     "hwv_decomposition",
     "linear_hessian",
     "one_hidden_hessian",
+    "output_layer_hessian",
 ]
 
 
@@ -296,3 +301,52 @@ def closed_form_hessian(model: nn.Module, X, y, *, loss: str = "ce", **kwargs) -
     if isinstance(model, OneHiddenNet):
         return closed_form_blocks(model, X, y, loss=loss, **kwargs).dense
     raise TypeError(f"model must be a LinearNet or OneHiddenNet, got {type(model).__name__}")
+
+
+def hidden_layer_hessian(
+    X: torch.Tensor,
+    W: torch.Tensor,
+    V: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
+) -> torch.Tensor:
+    r"""Dense ``H_ww`` ``(m d, m d)`` alone: ``H_{w_kw_l} = (1/N) Σ_n c^{kl}_n x_n x_nᵀ``.
+
+    ``c^{kl}_n = (Vᵀ S_n V)_{kl} D_{nk} D_{nl}`` (:mod:`hesslib.static`). Cost ``N m² d² / 2``; the
+    ``(C m)²`` output block is never formed, so ``C`` can be large.
+    """
+    check_matrix("X", X)
+    check_loss(loss)
+    d = X.shape[1]
+    m = W.shape[0]
+    Z = X @ W.T
+    D = (Z > 0).to(X.dtype)
+    p = torch.softmax((Z * D) @ V.T, dim=1) if loss == "ce" else None
+    H = torch.empty(m * d, m * d, dtype=X.dtype, device=X.device)
+    return _fill_hww(X, D, V, p, H)  # the closed form's H_ww, symmetric half computed
+
+
+def output_layer_hessian(
+    X: torch.Tensor,
+    W: torch.Tensor,
+    V: torch.Tensor,
+    *,
+    loss: str = "ce",  # noqa: N803
+    classes: int | None = None,
+) -> torch.Tensor:
+    r"""``H_vv`` restricted to the first ``classes`` class blocks (all by default).
+
+    ``H_{v_iv_j} = (1/N) Σ_n S_n[i, j] a_n a_nᵀ`` for ``i, j < classes``: a principal sub-matrix
+    of size ``(classes·m)²``, so a 1000-class output layer can be looked at without its
+    ``(1000 m)²`` Hessian.
+    """
+    check_matrix("X", X)
+    check_loss(loss)
+    m, C = W.shape[0], V.shape[0]
+    K = C if classes is None else check_positive_int("classes", classes)
+    if K > C:
+        raise ValueError(f"classes must be <= C = {C}, got {K}")
+    A = torch.relu(X @ W.T)  # (N, m)
+    p = torch.softmax(A @ V.T, dim=1)[:, :K] if loss == "ce" else None  # (N, K)
+    H = torch.empty(K * m, K * m, dtype=X.dtype, device=X.device)
+    return _class_blocks(A, p, K, H)  # the closed form's H_vv on the first K classes

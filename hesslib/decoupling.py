@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_matrix, check_num_classes, check_positive_int
-from .device import make_generator
+from .device import make_generator, single_thread
 from .rmt import _complex_upper, stieltjes_empirical
-from .rmt_sampling import _randn, _threads_for, lambda_quantiles, weighted_gram
+from .rmt_sampling import _randn, lambda_quantiles, weighted_gram
 
 __all__ = [
     "CoupledSpectra",
@@ -192,7 +192,7 @@ def block_spectra(
     V, lam = _setup(d, C, gen, check_positive_int("num_ref", num_ref), i)
     Vd = V.to(device)
     coupled, decoupled = [], []
-    with _threads_for(device):
+    with single_thread(device):
         for _ in range(num_samples):
             X, Xt = (_randn(N, d, gen, device) for _ in range(2))
             coupled.append(torch.linalg.eigvalsh(diagonal_block(X, Vd, i)).cpu())
@@ -277,7 +277,7 @@ def stieltjes_along_t(
     scale = float(lam.mean())
     Vd = V.to(device)
     S = torch.empty(num_samples, len(ts_t), len(zeta), dtype=torch.complex128)
-    with _threads_for(device):
+    with single_thread(device):
         for s in tqdm(range(num_samples), desc="interpolation", disable=not progress):
             X, Xt = (_randn(N, d, gen, device) for _ in range(2))
             for k, t in enumerate(ts_t.tolist()):
@@ -392,7 +392,7 @@ def decoupling_gap(
         raise ValueError(f"d = gamma N must exceed 2C = {2 * C} for every N, got d = {min(ds)}")
     swap, naive, ratio = [], [], torch.zeros(len(Ns), dtype=torch.float64)
     bar = tqdm(total=sum(Ms), desc="N sweep", disable=not progress)
-    with _threads_for(device):
+    with single_thread(device):
         for k, (N, d, M) in enumerate(zip(Ns, ds, Ms, strict=True)):
             gen = make_generator(seed * 1_000_003 + N)
             V, lam = _setup(d, C, gen, num_ref, i)

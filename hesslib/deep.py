@@ -13,7 +13,6 @@ weight matrix.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from .blocks import BlockLayout, block_norms, stats_from_norms
 from .device import default_device, make_generator
 from .hessian import check_memory
 from .losses import loss_fn
+from .models import INITS, init_matrix
 
 __all__ = [
     "DeepNet",
@@ -127,19 +127,11 @@ def deep_net(
     check_positive_int("width", width)
     check_positive_int("depth", depth)
     check_num_classes(num_classes)
-    if init not in ("lecun", "pytorch"):
-        raise ValueError(f"init must be one of ('lecun', 'pytorch'), got {init!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     gen = make_generator(seed)
     dims = [d] + [width] * (depth - 1) + [num_classes]
-    weights = []
-    for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
-        if init == "lecun":
-            W = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64) / math.sqrt(fan_in)
-        else:
-            W = (
-                torch.rand(fan_out, fan_in, generator=gen, dtype=torch.float64) * 2 - 1
-            ) / math.sqrt(fan_in)
-        weights.append(W)
+    weights = [init_matrix((o, i), init, gen) for i, o in zip(dims[:-1], dims[1:], strict=True)]
     device = torch.device(device) if device is not None else default_device()
     return DeepNet([W.to(device=device, dtype=dtype) for W in weights])
 

@@ -14,6 +14,10 @@ The residual term lives in the k-th column of each ``d × m`` block and is propo
 residuals ``g``; it is what makes ``H_wv`` look block-circulant at initialisation, and it fades
 when training drives ``g`` to zero (the "dynamic force" of the talk, arXiv 2505.02809 Part II-2).
 The k-th columns stacked over ``c`` form ``R_k = Xᵀ diag(D_{·k}) G / N`` ``(d, C)``.
+
+This module holds the computations: the decomposition's norms, the per-checkpoint
+:class:`HessianSnapshot` and its table. Drawing and animating snapshots lives in
+:mod:`hesslib.snapshot_plots`.
 """
 
 from __future__ import annotations
@@ -39,9 +43,6 @@ __all__ = [
     "hessian_snapshot",
     "snapshot_table",
     "log_correlation",
-    "snapshot_gif",
-    "gif_html",
-    "plot_snapshot",
     "hwv_norms_along",
 ]
 
@@ -277,145 +278,6 @@ def log_correlation(a, b) -> float:
     if (a <= 0).any() or (b <= 0).any():
         raise ValueError("log_correlation needs positive values")
     return float(np.corrcoef(np.log(a), np.log(b))[0, 1])
-
-
-def snapshot_gif(
-    snaps: Iterable[HessianSnapshot],
-    *,
-    boundary: int | None = None,
-    clip: float = 1 / 100,
-    total_steps: int | None = None,
-    size: float = 4.0,
-    dpi: int = 80,
-    seconds_per_frame: float = 0.8,
-    cmap: str = "viridis",
-    colors: int = 64,
-) -> bytes:
-    """An animated GIF of the pooled ``|H|`` images of a list of snapshots.
-
-    Each frame is scaled to its own maximum and saturates at ``clip`` of it (as the static
-    heatmaps), so the frames show how the *pattern* changes while the overall scale grows.
-
-    Args:
-        snaps: the snapshots, in order.
-        boundary: parameter index where ``V`` starts (``m d``): a white line separates the
-            layers.
-        clip: saturation fraction of each frame's maximum.
-        total_steps: length of the run (shown as a percentage in the frame titles).
-        size: figure side in inches; ``dpi``: resolution (``size · dpi`` pixels).
-        seconds_per_frame: display time of a frame.
-        cmap: colormap.
-        colors: palette size of the GIF (fewer colours, smaller file).
-
-    Returns:
-        The GIF file's bytes (write them, or embed them with :func:`gif_html`).
-    """
-    import io
-    import os
-    import tempfile
-
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
-    from PIL import Image, ImageSequence
-
-    snaps = list(snaps)
-    if not snaps:
-        raise ValueError("snaps is empty")
-    fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(snaps[0].image, cmap=cmap, interpolation="nearest")
-    if boundary is not None:
-        pos = boundary / snaps[0].factor - 0.5
-        ax.axhline(pos, color="white", lw=1.0)
-        ax.axvline(pos, color="white", lw=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    title = ax.set_title("|H| at step 0 (100.0 %), loss 0.000", fontsize=9)  # room for titles
-    fig.tight_layout()
-
-    def draw(i):
-        s = snaps[i]
-        im.set_data(s.image)
-        im.set_clim(0, float(s.image.max()) * clip)
-        pct = f" ({100 * s.step / total_steps:.1f} %)" if total_steps else ""
-        title.set_text(f"|H| at step {s.step}{pct}, loss {s.loss:.3f}")
-        return im, title
-
-    anim = FuncAnimation(fig, draw, frames=len(snaps), blit=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "anim.gif")
-        anim.save(path, writer=PillowWriter(fps=1.0 / seconds_per_frame), dpi=dpi)
-        plt.close(fig)
-        with Image.open(path) as gif:  # a smaller palette: noisy Hessian pixels compress badly
-            frames = [f.convert("RGB").quantize(colors=colors) for f in ImageSequence.Iterator(gif)]
-    buf = io.BytesIO()
-    frames[0].save(
-        buf,
-        format="GIF",
-        save_all=True,
-        append_images=frames[1:],
-        loop=0,
-        duration=int(1000 * seconds_per_frame),
-        optimize=True,
-    )
-    return buf.getvalue()
-
-
-def gif_html(gif: bytes, *, alt: str = "animation", width: int | None = None):
-    """An ``IPython.display.HTML`` ``<img>`` with the GIF inlined as a data URI.
-
-    The page then carries the animation itself: it plays in a static, offline HTML build
-    (Jupyter Book) without a server, JavaScript or a file next to the notebook.
-    """
-    import base64
-
-    from IPython.display import HTML
-
-    b64 = base64.b64encode(gif).decode("ascii")
-    w = f' width="{width}"' if width else ""
-    return HTML(f'<img src="data:image/gif;base64,{b64}" alt="{alt}"{w} />')
-
-
-def plot_snapshot(
-    snap: HessianSnapshot,
-    *,
-    ax=None,
-    boundary: int | None = None,
-    clip: float = 1 / 100,
-    title: str | None = None,
-    colorbar: bool = False,
-):
-    """Draw the pooled ``|H|`` of a snapshot, saturating at ``clip`` of its maximum.
-
-    Args:
-        snap: the snapshot.
-        ax: matplotlib axes (new figure if ``None``).
-        boundary: parameter index where ``V`` starts (``m d``), drawn as white lines.
-        clip: saturation fraction.
-        title: axes title (default: step and loss).
-        colorbar: add a colour bar.
-    """
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(3.6, 3.4))[1]
-    im = ax.imshow(
-        snap.image,
-        cmap="viridis",
-        vmin=0,
-        vmax=float(snap.image.max()) * clip,
-        interpolation="nearest",
-    )
-    if boundary is not None:
-        pos = boundary / snap.factor - 0.5
-        ax.axhline(pos, color="white", lw=1.0)
-        ax.axvline(pos, color="white", lw=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(
-        title if title is not None else f"step {snap.step}, loss {snap.loss:.3f}", fontsize=9
-    )
-    if colorbar:
-        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return ax
 
 
 def hwv_norms_along(

@@ -26,6 +26,11 @@ on the path. Hence the rule "check the links": for two parameters ``a``, ``b``,
 Parameters are ordered as everywhere in the book: rows of ``W`` (``w_{ij}``, neuron blocks of
 size d), then rows of ``V`` (``v_{ci}``, class blocks). A ``mask`` removes weights of ``V``
 (Example 2-1 is not a fully connected net).
+
+This module holds the examples, their graphs and the pattern the graph rule predicts, plus
+the closed-form Hessian of the fully connected case (:func:`two_layer_hessian`). The exact
+symbolic Hessians, their LaTeX and the check that the rule predicts their zero pattern live
+in :mod:`hesslib.symbolic`.
 """
 
 from __future__ import annotations
@@ -47,20 +52,15 @@ __all__ = [
     "linear_example",
     "talk_example",
     "TALK_EXAMPLES",
-    "symbolic_hessian",
     "hessian_at",
     "torch_loss",
     "random_point",
     "network_graph",
     "link_graph",
     "predicted_pattern",
-    "symbolic_support",
     "LINK_NONE",
     "LINK_INDIRECT",
     "LINK_DIRECT",
-    "hessian_latex",
-    "ExampleCheck",
-    "verify_example",
     "two_layer_hessian",
 ]
 
@@ -213,17 +213,13 @@ def talk_example(key: str) -> LinearExample:
     raise ValueError(f"key must be one of {TALK_EXAMPLES}, got {key!r}")
 
 
-def symbolic_hessian(ex: LinearExample) -> sp.Matrix:
-    """Exact Hessian ``∂²ℓ/∂θ∂θᵀ`` as a sympy matrix (entries expanded)."""
-    return sp.hessian(ex.loss, ex.symbols).applyfunc(sp.expand)
-
-
 def hessian_at(ex: LinearExample, theta) -> torch.Tensor:
     """The symbolic Hessian evaluated at ``theta``: float64 tensor ``(P, P)``."""
     theta = np.asarray(
         theta.detach().cpu() if isinstance(theta, torch.Tensor) else theta, dtype=float
     )
-    fn = sp.lambdify(ex.symbols, symbolic_hessian(ex), modules="numpy")
+    H = sp.hessian(ex.loss, ex.symbols).applyfunc(sp.expand)  # = hl.symbolic_hessian(ex)
+    fn = sp.lambdify(ex.symbols, H, modules="numpy")
     return torch.tensor(np.asarray(fn(*theta), dtype=float), dtype=torch.float64)
 
 
@@ -317,101 +313,6 @@ def predicted_pattern(ex: LinearExample) -> np.ndarray:
     for a, b, kind in link_graph(ex).edges(data="kind"):
         out[a, b] = out[b, a] = LINK_DIRECT if kind == "direct" else LINK_INDIRECT
     return out
-
-
-def symbolic_support(H: sp.Matrix) -> np.ndarray:
-    """Booleans: which entries of a symbolic matrix are not identically zero."""
-    return np.array([[sp.simplify(e) != 0 for e in row] for row in H.tolist()], dtype=bool)
-
-
-def hessian_latex(ex: LinearExample, H: sp.Matrix | None = None, *, rows=None) -> str:
-    """LaTeX of ``H`` with its rows and columns labelled by the parameters.
-
-    Args:
-        ex: the example.
-        H: its symbolic Hessian (computed when omitted).
-        rows: which rows to show (default all), e.g. ``range(2)`` for the first block-row.
-    """
-    H = symbolic_hessian(ex) if H is None else H
-    head = " & ".join(ex.labels)
-    rows = range(ex.num_params) if rows is None else rows
-    rows = [f"{ex.labels[r]} & " + " & ".join(sp.latex(e) for e in H.row(r)) for r in rows]
-    cols = "c|" + "c" * ex.num_params
-    return (
-        r"\begin{array}{"
-        + cols
-        + "} & "
-        + head
-        + r" \\ \hline "
-        + r" \\ ".join(rows)
-        + r"\end{array}"
-    )
-
-
-@dataclass(frozen=True)
-class ExampleCheck:
-    """The exact Hessian of an example and its checks at one point.
-
-    Attributes:
-        H: the symbolic Hessian.
-        theta: the point ``(P,)`` (float64).
-        H_exact: ``H`` evaluated at ``theta``.
-        H_autograd: :func:`hesslib.hessian_reference` (``torch.func.hessian``) at ``theta``.
-        H_hvp: :func:`hesslib.full_hessian` (batched Hessian-vector products) at ``theta``.
-        max_err: largest ``|H_exact − H_autograd|`` and ``|H_exact − H_hvp|`` entry.
-        pattern: :func:`predicted_pattern` from the graph.
-        pattern_ok: the graph's links are exactly the entries that are not identically zero.
-        num_zero: number of identically zero entries.
-    """
-
-    H: sp.Matrix
-    theta: torch.Tensor
-    H_exact: torch.Tensor
-    H_autograd: torch.Tensor
-    H_hvp: torch.Tensor
-    max_err: float
-    pattern: np.ndarray
-    pattern_ok: bool
-    num_zero: int
-
-
-def verify_example(ex: LinearExample, *, seed: int = 0, theta=None) -> ExampleCheck:
-    """Exact Hessian, two numeric Hessians at a random point, and the graph's prediction.
-
-    Args:
-        ex: the example.
-        seed: seed of the random point (``N(0, 1)`` entries) when ``theta`` is not given.
-        theta: the point.
-
-    Returns:
-        An :class:`ExampleCheck`.
-    """
-    from .hessian import full_hessian, hessian_reference
-
-    theta = (
-        random_point(ex, seed=seed)
-        if theta is None
-        else torch.as_tensor(theta, dtype=torch.float64)
-    )
-    H = symbolic_hessian(ex)
-    exact = hessian_at(ex, theta)
-    f = torch_loss(ex)
-    auto = hessian_reference(f, theta)
-    hvp_h = full_hessian(f, theta)
-    err = max(float((exact - auto).abs().max()), float((exact - hvp_h).abs().max()))
-    support = symbolic_support(H)
-    pattern = predicted_pattern(ex)
-    return ExampleCheck(
-        H,
-        theta,
-        exact,
-        auto,
-        hvp_h,
-        err,
-        pattern,
-        bool((support == (pattern > 0)).all()),
-        int((~support).sum()),
-    )
 
 
 def two_layer_hessian(

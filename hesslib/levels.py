@@ -1,8 +1,9 @@
-r"""Layer blocks and block couplings of one-hidden-layer Hessians (chapter 04, "three levels").
+r"""Block couplings of one-hidden-layer Hessians (chapter 04, "three levels").
 
-:func:`hidden_layer_hessian` and :func:`output_layer_hessian` form ``H_ww`` alone and a
-principal sub-matrix of ``H_vv`` without the full ``(m d + C m)²`` Hessian, so the layers of a
-net with many classes can be drawn. :func:`coupling_matrix` turns block norms into scale-free
+The layer blocks themselves come from :func:`hesslib.hidden_layer_hessian` and
+:func:`hesslib.output_layer_hessian` (:mod:`hesslib.closed_form`), which form ``H_ww`` alone and
+a principal sub-matrix of ``H_vv`` without the full ``(m d + C m)²`` Hessian, so the layers of
+a net with many classes can be drawn. :func:`coupling_matrix` turns block norms into scale-free
 couplings ``ρ_ij = ‖H_ij‖_F / sqrt(‖H_ii‖_F ‖H_jj‖_F)``, summarised per pair of layers by
 :func:`coupling_summary` and drawn by :func:`draw_coupling_map`.
 """
@@ -14,67 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_loss, check_matrix, check_positive_int
+from ._checks import check_matrix
 from .blocks import block_norms
-from .closed_form import _class_blocks, _fill_hww
 
 __all__ = [
     "CouplingSummary",
     "coupling_matrix",
     "coupling_summary",
     "draw_coupling_map",
-    "hidden_layer_hessian",
-    "output_layer_hessian",
 ]
-
-
-def hidden_layer_hessian(
-    X: torch.Tensor,
-    W: torch.Tensor,
-    V: torch.Tensor,
-    *,
-    loss: str = "ce",  # noqa: N803
-) -> torch.Tensor:
-    r"""Dense ``H_ww`` ``(m d, m d)`` alone: ``H_{w_kw_l} = (1/N) Σ_n c^{kl}_n x_n x_nᵀ``.
-
-    ``c^{kl}_n = (Vᵀ S_n V)_{kl} D_{nk} D_{nl}`` (:mod:`hesslib.static`). Cost ``N m² d² / 2``; the
-    ``(C m)²`` output block is never formed, so ``C`` can be large.
-    """
-    check_matrix("X", X)
-    check_loss(loss)
-    d = X.shape[1]
-    m = W.shape[0]
-    Z = X @ W.T
-    D = (Z > 0).to(X.dtype)
-    p = torch.softmax((Z * D) @ V.T, dim=1) if loss == "ce" else None
-    H = torch.empty(m * d, m * d, dtype=X.dtype, device=X.device)
-    return _fill_hww(X, D, V, p, H)  # the closed form's H_ww, symmetric half computed
-
-
-def output_layer_hessian(
-    X: torch.Tensor,
-    W: torch.Tensor,
-    V: torch.Tensor,
-    *,
-    loss: str = "ce",  # noqa: N803
-    classes: int | None = None,
-) -> torch.Tensor:
-    r"""``H_vv`` restricted to the first ``classes`` class blocks (all by default).
-
-    ``H_{v_iv_j} = (1/N) Σ_n S_n[i, j] a_n a_nᵀ`` for ``i, j < classes``: a principal sub-matrix
-    of size ``(classes·m)²``, so a 1000-class output layer can be looked at without its
-    ``(1000 m)²`` Hessian.
-    """
-    check_matrix("X", X)
-    check_loss(loss)
-    m, C = W.shape[0], V.shape[0]
-    K = C if classes is None else check_positive_int("classes", classes)
-    if K > C:
-        raise ValueError(f"classes must be <= C = {C}, got {K}")
-    A = torch.relu(X @ W.T)  # (N, m)
-    p = torch.softmax(A @ V.T, dim=1)[:, :K] if loss == "ce" else None  # (N, K)
-    H = torch.empty(K * m, K * m, dtype=X.dtype, device=X.device)
-    return _class_blocks(A, p, K, H)  # the closed form's H_vv on the first K classes
 
 
 def coupling_matrix(norms: torch.Tensor) -> torch.Tensor:

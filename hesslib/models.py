@@ -15,18 +15,22 @@ from ._checks import check_num_classes, check_positive_int
 from .blocks import BlockLayout
 from .device import default_device, make_generator
 
-__all__ = ["LinearNet", "OneHiddenNet", "linear_net", "one_hidden_net", "INITS"]
+__all__ = ["LinearNet", "OneHiddenNet", "linear_net", "one_hidden_net", "init_matrix", "INITS"]
 
 INITS = ("lecun", "pytorch")
 
 
-def _init_matrix(shape: tuple[int, int], init: str, gen: torch.Generator) -> torch.Tensor:
+def init_matrix(shape: tuple[int, int], init: str, gen: torch.Generator) -> torch.Tensor:
+    """A float64 ``(fan_out, fan_in)`` weight matrix drawn from ``gen`` (on the CPU).
+
+    ``"lecun"``: ``N(0, 1/fan_in)``, the assumption of the theory; ``"pytorch"``: ``nn.Linear``'s
+    default ``U(−1/√fan_in, 1/√fan_in)``.
+    """
     fan_in = shape[1]
-    if init == "lecun":  # N(0, 1/fan_in): the assumption of the theory
+    if init == "lecun":
         return torch.randn(shape, generator=gen, dtype=torch.float64) / math.sqrt(fan_in)
-    if init == "pytorch":  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-        bound = 1.0 / math.sqrt(fan_in)
-        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+    if init == "pytorch":
+        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(fan_in)
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
@@ -97,7 +101,7 @@ def linear_net(
     check_positive_int("d", d)
     check_num_classes(num_classes)
     gen = make_generator(seed)
-    V = _init_matrix((num_classes, d), init, gen)
+    V = init_matrix((num_classes, d), init, gen)
     device = torch.device(device) if device is not None else default_device()
     return LinearNet(V.to(device=device, dtype=dtype))
 
@@ -127,7 +131,7 @@ def one_hidden_net(
     check_positive_int("m", m)
     check_num_classes(num_classes)
     gen = make_generator(seed)
-    W = _init_matrix((m, d), init, gen)
-    V = _init_matrix((num_classes, m), init, gen)
+    W = init_matrix((m, d), init, gen)
+    V = init_matrix((num_classes, m), init, gen)
     device = torch.device(device) if device is not None else default_device()
     return OneHiddenNet(W.to(device=device, dtype=dtype), V.to(device=device, dtype=dtype))

@@ -36,6 +36,7 @@ from matplotlib.colors import Normalize
 from ._checks import check_matrix
 from .blocks import BlockLayout, BlockStats, stats_from_norms
 from .closed_form import closed_form_hessian
+from .gram import output_block_stats_gram
 from .models import OneHiddenNet
 
 __all__ = [
@@ -326,15 +327,6 @@ def ce_class_block_mass(A: torch.Tensor, logits: torch.Tensor) -> ClassBlockMass
         raise ValueError(
             f"logits must be (N, C >= 2) with N = {A.shape[0]}, got {tuple(logits.shape)}"
         )
-    A, logits = A.to(torch.float64), logits.to(torch.float64)
-    N, C = logits.shape
-    p = torch.softmax(logits, dim=1)  # (N, C)
-    K = (A @ A.T).pow_(2)  # (N, N): (a_n · a_n')²
-    q = p * (1 - p)  # (N, C): diagonal of S_n
-    diag = float((K * (q @ q.T)).sum()) / N**2
-    G = p @ p.T  # (N, N)
-    G2 = p @ (p * p).T  # (N, N): Σ_c p_nc p_n'c²
-    total = float((K * (G - G2 - G2.T + G * G)).sum()) / N**2
-    off = max(total - diag, 0.0)
-    ratio = math.sqrt((off / (C * (C - 1))) / (diag / C))
-    return ClassBlockMass(diag / total, ratio, C)
+    p = torch.softmax(logits.to(torch.float64), dim=1)  # (N, C)
+    stats = output_block_stats_gram(A, p)  # the same Gram sums as the LM-head section of ch. 06
+    return ClassBlockMass(stats.diag_mass, stats.rms_ratio, stats.num_classes)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from ._checks import check_positive_int
 from .blocks import BlockLayout
-from .device import make_generator
+from .device import make_generator, single_thread
 
 __all__ = [
     "BlockQuadratic",
@@ -44,7 +43,6 @@ __all__ = [
     "predicted_rate",
     "adam_flat",
     "optimizer_state_numel",
-    "single_thread",
     "compare_optimizers",
 ]
 
@@ -224,21 +222,6 @@ def _init_point(problem: BlockQuadratic, w0, seed: int) -> torch.Tensor:
             raise ValueError(f"w0 must have shape ({problem.dim},), got {tuple(w.shape)}")
         return w
     return torch.randn(problem.dim, generator=make_generator(seed), dtype=torch.float64)
-
-
-@contextmanager
-def single_thread():
-    """Run the block with one intra-op thread, then restore the previous setting.
-
-    For loops over tiny tensors (quadratics, small training runs) extra threads only add
-    synchronisation, which costs up to 10× on a busy CPU.
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _run(problem, w0, steps, update, k: int) -> torch.Tensor:

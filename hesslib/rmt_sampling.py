@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._checks import check_matrix, check_num_classes, check_positive_int
-from .device import make_generator
+from .device import make_generator, single_thread
 
 __all__ = [
     "MomentRow",
@@ -45,21 +44,6 @@ def _randn(N: int, d: int, gen: torch.Generator, device) -> torch.Tensor:  # noq
     return torch.randn(N, d, generator=gen, dtype=torch.float64).to(device)
 
 
-@contextmanager
-def _threads_for(device):
-    """One intra-op thread on the CPU: these matrices (d ≤ ~1000) gain little from a second
-    thread on an idle machine and lose an order of magnitude on a busy shared one."""
-    if device is not None and torch.device(device).type != "cpu":
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------- random matrices
 def wigner_eigenvalues(
     n: int, *, num_samples: int = 1, seed: int | None = None, generator=None, device=None
@@ -82,7 +66,7 @@ def wigner_eigenvalues(
     num_samples = check_positive_int("num_samples", num_samples)
     gen = _gen(seed, generator)
     out = []
-    with _threads_for(device):
+    with single_thread(device):
         for _ in range(num_samples):
             G = _randn(n, n, gen, device)  # (n, n)
             out.append(torch.linalg.eigvalsh((G + G.T) / math.sqrt(2 * n)).cpu())
@@ -125,7 +109,7 @@ def sample_covariance_eigenvalues(
         lam = lam.to(device=device, dtype=torch.float64).expand(num_samples, N)
     gen = _gen(seed, generator)
     out = []
-    with _threads_for(device):
+    with single_thread(device):
         for s in range(num_samples):
             X = _randn(N, d, gen, device)  # (N, d)
             w = torch.ones(N, dtype=torch.float64, device=X.device) if lam is None else lam[s]
@@ -267,7 +251,7 @@ def second_moment_cases(
     N, d, m = (check_positive_int(k, v) for k, v in (("N", N), ("d", d), ("m", m)))
     num_draws = check_positive_int("num_draws", num_draws)
     rows = []
-    with _threads_for(device):
+    with single_thread(device):
         for C in Cs:
             C = check_num_classes(int(C))
             acc: dict[tuple[int, str], list] = {}

@@ -17,7 +17,8 @@ module falls back to ``torch.func.grad_and_value``.
 Adam follows ``torch.optim.Adam`` exactly (bias-corrected moments,
 ``θ ← θ − lr_t/(1−β₁ᵗ) · m_t / (√(v_t/(1−β₂ᵗ)) + ε)``); the tests check the two trajectories
 agree. Training runs in ``dtype`` (float32 by default); checkpoints are float64 copies of the
-model, on which the exact Hessian is then computed.
+model, on which the exact Hessian is then computed. How much faster this is than the textbook
+loop is measured by :mod:`hesslib.adam_speed`.
 """
 
 from __future__ import annotations
@@ -31,12 +32,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value
 
 from ._checks import check_labels, check_loss, check_matrix, check_positive_int
-from .deep import DeepNet
+from ._mlp_grad import MLPGrad, autograd_grad, mlp_names
 from .losses import loss_fn
-from .models import LinearNet, OneHiddenNet
 
 __all__ = [
     "Checkpoint",
@@ -44,8 +43,6 @@ __all__ = [
     "train_adam",
     "lr_schedule",
     "checkpoint_steps",
-    "textbook_adam_speed",
-    "compare_adam_speed",
     "SCHEDULES",
 ]
 
@@ -155,119 +152,6 @@ def checkpoint_steps(
 # Hand-written forward/backward of a bias-free ReLU MLP, f(x) = W_L relu(… relu(W_1 x)).
 
 
-def _mlp_names(model: nn.Module) -> list[str] | None:
-    """Weight names in forward order when ``model`` is one of the book's ReLU MLPs."""
-    if type(model) is LinearNet:
-        return ["V"]
-    if type(model) is OneHiddenNet:
-        return ["W", "V"]
-    if type(model) is DeepNet:
-        return list(model.weight_names)
-    return None
-
-
-class _MLPGrad:
-    """Loss and flat gradient of a ReLU MLP at a flat parameter vector.
-
-    Activations are kept transposed, ``(width, rows)``, and the samples are processed in chunks
-    of ``chunk`` rows: every per-sample quantity (activations, logits, softmax) of one chunk stays
-    in cache while it is used, so ``X`` is read once per step and the ``(N, C)`` logits never go
-    to memory; only the small gradient sums cross chunks. On a GPU one chunk holds all samples.
-    """
-
-    def __init__(
-        self,
-        shapes: list[torch.Size],
-        X: torch.Tensor,
-        y: torch.Tensor,
-        loss: str,  # noqa: N803
-        chunk: int | None = None,
-    ):
-        self.shapes = shapes
-        self.numels = [s.numel() for s in shapes]
-        self.X = X.contiguous()  # (N, d)
-        self.XT = X.T.contiguous()  # (d, N)
-        self.y = y
-        self.loss = loss
-        N, C = X.shape[0], shapes[-1][0]
-        self.N = N
-        if chunk is None:  # ~2 MB of float32 per (chunk, widest layer) matrix on a CPU
-            widest = max(max(s[0], s[1]) for s in shapes)
-            chunk = N if X.device.type != "cpu" else max(256, 2**19 // widest)
-        self.bounds = [(s, min(N, s + chunk)) for s in range(0, N, chunk)]
-        self.rows = torch.arange(min(N, chunk), device=X.device)
-        self.minus_one = torch.tensor(-1.0, dtype=X.dtype, device=X.device)
-        self.onehot = None
-        if loss == "mse":
-            self.onehot = torch.nn.functional.one_hot(y, C).to(X.dtype)  # (N, C)
-        # gradient accumulators: W_l-shaped, except the last layer, kept transposed (width, C)
-        acc_shapes = [tuple(s) for s in shapes[:-1]] + [(shapes[-1][1], shapes[-1][0])]
-        self.acc = [torch.empty(s, dtype=X.dtype, device=X.device) for s in acc_shapes]
-        self.value = torch.empty((), dtype=X.dtype, device=X.device)
-
-    def __call__(self, theta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """Write ∇ℓ(θ) into ``grad`` and return ℓ(θ) as a 0-d tensor (no host sync)."""
-        Ws = [t.view(s) for t, s in zip(torch.split(theta, self.numels), self.shapes, strict=True)]
-        L = len(Ws)
-        for a in self.acc:
-            a.zero_()
-        value = self.value.zero_()
-        for s, e in self.bounds:
-            HT = [self.XT[:, s:e]]  # activations, transposed: (width_l, n)
-            ZT = []
-            for W in Ws[:-1]:
-                Z = W @ HT[-1]  # (width_l, n)
-                ZT.append(Z)
-                HT.append(torch.relu(Z))
-            F = HT[-1].T @ Ws[-1].T  # (n, C) logits
-            if self.loss == "ce":
-                G = torch.softmax(F, dim=1)  # (n, C), one fused kernel
-                rows, ys = self.rows[: e - s], self.y[s:e]
-                value.sub_(G[rows, ys].clamp_min(1e-38).log().sum())
-                G.index_put_((rows, ys), self.minus_one, accumulate=True)  # P − onehot
-            else:
-                G = F.sub_(self.onehot[s:e])  # (n, C)
-                value.add_(G.pow(2).sum(), alpha=0.5)
-            self.acc[-1].addmm_(HT[-1], G)  # (width_{L-1}, C)
-            if L > 1:
-                dHT = Ws[-1].T @ G.T  # (width_{L-1}, n)
-                for layer in range(L - 2, -1, -1):
-                    dZT = dHT.mul_(ZT[layer] > 0)  # (width_l, n)
-                    prev = self.X[s:e] if layer == 0 else HT[layer].T  # (n, width_{l-1})
-                    self.acc[layer].addmm_(dZT, prev)
-                    if layer > 0:
-                        dHT = Ws[layer].T @ dZT  # (width_{l-1}, n)
-        inv_n = 1.0 / self.N
-        Gs = [t.view(s) for t, s in zip(torch.split(grad, self.numels), self.shapes, strict=True)]
-        for layer in range(L - 1):
-            torch.mul(self.acc[layer], inv_n, out=Gs[layer])
-        torch.mul(self.acc[-1].T, inv_n, out=Gs[-1])  # (C, width_{L-1})
-        return value.mul(inv_n)
-
-
-def _autograd_grad(model: nn.Module, X, y, loss: str):  # noqa: N803
-    """Flat loss-and-gradient closure for any module (``torch.func``)."""
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    numels = [p.numel() for _, p in model.named_parameters()]
-    lfn = loss_fn(loss)
-
-    def f(theta):
-        params = {
-            n: t.view(s) for n, t, s in zip(names, torch.split(theta, numels), shapes, strict=True)
-        }
-        return lfn(functional_call(model, params, (X,)), y)
-
-    gv = grad_and_value(f)
-
-    def step(theta, grad):
-        g, v = gv(theta)
-        grad.copy_(g)
-        return v.detach()
-
-    return step
-
-
 def _float64_copy(model: nn.Module, theta: torch.Tensor) -> nn.Module:
     out = copy.deepcopy(model).to(torch.float64)
     with torch.no_grad():
@@ -350,7 +234,7 @@ def train_adam(
         raise ValueError(f"betas must lie in [0, 1), got {betas}")
     if method not in ("auto", "mlp", "autograd"):
         raise ValueError(f"method must be 'auto', 'mlp' or 'autograd', got {method!r}")
-    names = _mlp_names(model)
+    names = mlp_names(model)
     if method == "mlp" and names is None:
         raise ValueError(
             f"method='mlp' needs a LinearNet, OneHiddenNet or DeepNet, got {type(model).__name__}"
@@ -365,12 +249,12 @@ def train_adam(
         pdict = dict(work.named_parameters())
         theta = torch.cat([pdict[n].detach().reshape(-1) for n in names])
         order = [n for n, _ in model.named_parameters()]
-        if order != names:  # _MLPGrad needs forward order = named_parameters order
+        if order != names:  # MLPGrad needs forward order = named_parameters order
             raise ValueError(f"parameter order {order} differs from the forward order {names}")
-        grad_fn = _MLPGrad([pdict[n].shape for n in names], Xt, y, loss)
+        grad_fn = MLPGrad([pdict[n].shape for n in names], Xt, y, loss)
     else:
         theta = torch.nn.utils.parameters_to_vector(work.parameters()).detach()
-        grad_fn = _autograd_grad(work, Xt, y, loss)
+        grad_fn = autograd_grad(work, Xt, y, loss)
     theta = theta.clone()
     g = torch.zeros_like(theta)
     m1 = torch.zeros_like(theta)
@@ -470,59 +354,3 @@ def _adam_loop(
     sync()
     seconds += time.perf_counter() - t0
     return seconds, first
-
-
-def textbook_adam_speed(
-    model: nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    loss: str = "ce",  # noqa: N803
-    steps: int = 20,
-    lr: float = 1e-3,
-    dtype: torch.dtype = torch.float32,
-) -> float:
-    """Steps per second of the textbook loop (module forward, ``backward()``, ``torch.optim.Adam``).
-
-    The baseline :func:`train_adam` is compared with; runs on a copy of ``model`` in ``dtype``
-    after one warm-up step.
-    """
-    check_positive_int("steps", steps)
-    work = copy.deepcopy(model).to(dtype)
-    Xt = X.to(dtype)
-    lfn = loss_fn(loss)
-    opt = torch.optim.Adam(work.parameters(), lr=lr)
-    t0 = 0.0
-    for t in range(steps + 1):
-        if t == 1:
-            t0 = time.perf_counter()
-        opt.zero_grad()
-        lfn(work(Xt), y).backward()
-        opt.step()
-    return steps / (time.perf_counter() - t0)
-
-
-def compare_adam_speed(
-    model: nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    loss: str = "ce",  # noqa: N803
-    steps: int = 30,
-    repeats: int = 3,
-) -> tuple[float, float]:
-    """Best-of-``repeats`` steps/s of :func:`train_adam` and of the textbook loop, interleaved.
-
-    On a shared machine a single timing mostly measures the neighbours; alternating the two
-    loops and keeping each one's best run compares them under the same conditions.
-
-    Returns:
-        ``(train_adam steps/s, textbook steps/s)``, both in float32.
-    """
-    check_positive_int("repeats", repeats)
-    fast, slow = 0.0, 0.0
-    for _ in range(repeats):
-        res = train_adam(model, X, y, steps=steps, loss=loss, progress=False)
-        fast = max(fast, res.steps_per_s)
-        slow = max(slow, textbook_adam_speed(model, X, y, loss=loss, steps=steps))
-    return fast, slow

@@ -49,7 +49,8 @@
 # * **no link** — they never meet in the same $R_{cj}$: the entry is identically zero.
 #
 # `hesslib.graphs` builds each example as a `sympy` expression, a computation graph (`networkx`)
-# and a torch function, so each claim below is checked three ways: exact symbolic Hessian,
+# and a torch function, and `hesslib.symbolic` differentiates the expression exactly, so each
+# claim below is checked three ways: exact symbolic Hessian,
 # automatic differentiation (`hl.hessian_reference`, i.e. `torch.func.hessian`, and the batched
 # Hessian-vector-product path `hl.full_hessian`), and the link pattern read off the
 # graph. Parameters are ordered as everywhere in the book: rows of $W$, then rows of $V$.

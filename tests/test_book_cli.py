@@ -12,6 +12,7 @@ import yaml
 
 import hesslib
 from hesslib import _bookmeta as meta
+from hesslib import _booksite as booksite
 from hesslib import book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,6 +198,8 @@ def test_content_hash_covers_source_parameters_and_library(tmp_path):
     assert digest() == unchanged
     (lib / "book.py").write_text("# the build, edited\n")
     assert digest() == unchanged
+    (lib / "_booksite.py").write_text("# the build's Sphinx extension\n")
+    assert digest() == unchanged
 
 
 def test_reproducibility_page_renders_every_fact():
@@ -263,7 +266,7 @@ def test_api_page_builds_without_warnings(tmp_path):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
     settings = {k: v for k, v in config["config"].items() if k.startswith(("autodoc", "napoleon"))}
     extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.autosummary"]
-    extensions += ["sphinx.ext.napoleon", "hesslib.book"]
+    extensions += ["sphinx.ext.napoleon", "hesslib._booksite"]
     src = tmp_path / "src"
     src.mkdir()
     (src / "index.md").write_text((ROOT / "book" / "api.md").read_text())
@@ -286,7 +289,7 @@ def test_api_page_builds_without_warnings(tmp_path):
             assert f'id="hesslib.{name}"' in html, f"hesslib.{name} is not on the API page"
 
 
-# --- the Sphinx side of hesslib.book -------------------------------------------------------------
+# --- the Sphinx side of the book: hesslib._booksite ---------------------------------------------
 
 
 def test_figures_are_numbered_per_chapter():
@@ -298,14 +301,14 @@ def test_figures_are_numbered_per_chapter():
             "book/intro": {"figure": {"c": (1,)}},
         }
     )
-    assert book._number_by_chapter(None, env) == []
+    assert booksite._number_by_chapter(None, env) == []
     assert env.toc_fignumbers["notebooks/04_static"] == {
         "figure": {"a": (4, 1), "b": (4, 2)},
         "table": {"t": (4, 1)},
     }
     assert env.toc_fignumbers["book/intro"] == {"figure": {"c": (1,)}}
-    assert book.chapter_number("notebooks/04_static") == 4
-    assert book.chapter_number("book/notation") is None
+    assert booksite.chapter_number("notebooks/04_static") == 4
+    assert booksite.chapter_number("book/notation") is None
 
 
 def test_chapter_pages_offer_the_py_source(tmp_path):
@@ -322,10 +325,10 @@ def test_chapter_pages_offer_the_py_source(tmp_path):
         ],
     }
     context = {"header_buttons": [group], "pathto": lambda path, kind: f"../{path}"}
-    book._py_download(app, "notebooks/04_static", "page.html", context, None)
+    booksite._py_download(app, "notebooks/04_static", "page.html", context, None)
     assert [b["text"] for b in group["buttons"]] == [".ipynb", ".py", ".pdf"]
     assert group["buttons"][1]["url"] == "../_sources/notebooks/04_static.py"
-    book._py_download(app, "book/intro", "page.html", context, None)  # not a chapter
+    booksite._py_download(app, "book/intro", "page.html", context, None)  # not a chapter
     assert len(group["buttons"]) == 3
 
 
@@ -340,10 +343,10 @@ def test_every_page_is_rewritten_when_the_toc_changes(tmp_path):
     env = SimpleNamespace(found_docs={"intro", "a", "b", "new"})
 
     def outdated():
-        return book._reread_all_when_toc_changes(app, env, {"new"}, {"a"}, set())
+        return booksite._reread_all_when_toc_changes(app, env, {"new"}, {"a"}, set())
 
     assert outdated() == ["b", "intro"]  # no stamp: output of an unknown TOC
-    (out / book.TOC_STAMP).write_text(book._toc_digest(app) + "\n")
+    (out / booksite.TOC_STAMP).write_text(booksite._toc_digest(app) + "\n")
     assert outdated() == []
     (tmp_path / "_toc.yml").write_text("root: intro\nchapters:\n  - file: new\n")
     assert outdated() == ["b", "intro"]

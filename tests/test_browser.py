@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from hesslib.book import chapter_number, site_weight, toc_files
+from hesslib._booksite import chapter_number, site_weight
+from hesslib.book import toc_files
 
 ROOT = Path(os.environ.get("HESSLIB_BOOK_ROOT", Path(__file__).resolve().parents[1])).resolve()
 BUILD = ROOT / "_build"

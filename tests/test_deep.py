@@ -157,3 +157,13 @@ def test_deep_snapshot_neuron_ratios():
     expected = [hl.block_ratio(H, net.layout(), group=g) for g in ("W1", "W2", "W3")]
     assert snap.layer_widths == (5, 5, 3)
     assert snap.neuron_ratios == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("init", ["lecun", "pytorch"])
+def test_two_layer_deep_net_is_the_one_hidden_net(init):
+    """Both draw their weights with hl.init_matrix from one generator, W first."""
+    deep = hl.deep_net(7, 5, 3, depth=2, init=init, seed=4, device="cpu")
+    one = hl.one_hidden_net(7, 5, 3, init=init, seed=4, device="cpu")
+    assert torch.equal(deep.weights[0], one.W) and torch.equal(deep.weights[1], one.V)
+    with pytest.raises(ValueError, match="init must be one of"):
+        hl.deep_net(7, 5, 3, init="xavier")

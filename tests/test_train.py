@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import hesslib as hl
-from hesslib.train import _MLPGrad
+from hesslib._mlp_grad import MLPGrad
 
 
 def _models(d, C):
@@ -35,7 +35,7 @@ def test_mlp_gradient_matches_autograd(data, kind, loss, chunk):
     value = f(t)
     (ref,) = torch.autograd.grad(value, t)
     value = value.detach()
-    grad_fn = _MLPGrad([p.shape for p in net.parameters()], data.X, data.y, loss, chunk=chunk)
+    grad_fn = MLPGrad([p.shape for p in net.parameters()], data.X, data.y, loss, chunk=chunk)
     g = torch.zeros_like(theta)
     out = grad_fn(theta.clone(), g)
     assert len(grad_fn.bounds) == (1 if chunk is None else 6)
