@@ -219,7 +219,12 @@ def _render_profiles(others: dict[str, list[dict[str, Any]]]) -> list[str]:
     for ch in chapters:
         cells = [_fmt_seconds(times[ch, p]) if (ch, p) in times else "—" for p in profiles]
         lines.append(f"| {ch} | " + " | ".join(cells) + " |")
-    totals = [f"**{_fmt_seconds(sum(r['wall_seconds'] for r in others[p]))}**" for p in profiles]
+    totals = []
+    for p in profiles:
+        total = f"**{_fmt_seconds(sum(r['wall_seconds'] for r in others[p]))}**"
+        if len(others[p]) < len(chapters):  # a sum over some chapters only: say which share
+            total += f" ({len(others[p])} of {len(chapters)} chapters)"
+        totals.append(total)
     lines.append("| **Total** | " + " | ".join(totals) + " |")
     lines += [
         "",

@@ -249,7 +249,7 @@ for m, pb in problems.items():
             names=pb.layout.names,
         )
     print(
-        f"{m.upper()}: P = {pb.layout.num_params}, {pb.data.name}, N = {pb.data.X.shape[0]}, "
+        f"{m.upper()}: P = {pb.layout.num_params}, {pb.data.name}, "
         f"{len(spec[m].names)} blocks, {spec[m].num_matvecs} batched HVPs, "
         f"{spec[m].seconds:.1f} s, JS0 = {spec[m].js0:.3f}"
     )

@@ -229,6 +229,13 @@ def test_reproducibility_page_renders_every_fact():
         assert fact in page.split("| **Total**")[1]  # shared facts: once, under the table
     assert "| 01_observations | 12.5 s |" in page  # the cost of each profile
     assert "`quick` on Some CPU (2 cores)" in page
+    # a profile executed for some chapters only: its total says over how many
+    paper = {**record, "profile": "paper", "wall_seconds": 600.0}
+    page = meta.render_reproducibility(
+        [record, other], "quick", {"quick": [record, other], "paper": [paper]}
+    )
+    assert "| 02_x | 2.2 min | — |" in page
+    assert "| **Total** | **2.4 min** | **10.0 min** (1 of 2 chapters) |" in page
     # a fact that differs between chapters gets a column
     gpu = {**other, "device": "NVIDIA H100"}
     page = meta.render_reproducibility([record, gpu], "quick", {})
