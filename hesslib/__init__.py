@@ -30,6 +30,7 @@ from . import (
     observations,
     optim,
     profiles,
+    quadratics,
     rmt,
     rmt_sampling,
     snapshot_plots,
@@ -69,6 +70,7 @@ from .models import *  # noqa: F403
 from .observations import *  # noqa: F403
 from .optim import *  # noqa: F403
 from .profiles import *  # noqa: F403
+from .quadratics import *  # noqa: F403
 from .rmt import *  # noqa: F403
 from .rmt_sampling import *  # noqa: F403
 from .snapshot_plots import *  # noqa: F403
@@ -95,7 +97,7 @@ _MODULES = [
     # chapter 05: spectral toolkit and random matrices
     _lanczos_module, spectrum, rmt, rmt_sampling, decoupling,
     # chapter 06: transformers, CNN, optimisers, Gram block norms, heterogeneity
-    transformer, cnn, optim, gram, heterogeneity, dial, zoo,
+    transformer, cnn, quadratics, optim, gram, heterogeneity, dial, zoo,
     # scaling out
     distributed, distributed_ops, spectra_io,
 ]  # fmt: skip
