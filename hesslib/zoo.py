@@ -32,7 +32,13 @@ from .data import Dataset, gaussian_data
 from .models import one_hidden_net
 from .profiles import resolve_profile
 
-__all__ = ["SPECTRA_MODELS", "SpectraProblem", "spectra_settings", "spectra_problem"]
+__all__ = [
+    "SPECTRA_MODELS",
+    "SpectraProblem",
+    "spectra_settings",
+    "spectra_problem",
+    "spectra_file_settings",
+]
 
 # fmt: off
 #: Settings per model and profile (see the module docstring).
@@ -162,3 +168,15 @@ def spectra_problem(
         f"cfg.model must be one of {sorted(SPECTRA_MODELS)} (use hl.spectra_settings), "
         f"got {model!r}"
     )
+
+
+def spectra_file_settings(cfg: SimpleNamespace, *, seed: int, partition: str = "module") -> dict:
+    """The settings a spectra file of ``cfg``'s model must have been made with.
+
+    For the ``expect`` argument of :func:`hesslib.blockwise_spectra_from_file`: the model and
+    its sizes, the number of samples, the Lanczos steps and probes, the seed and the
+    partition. The profile's name and the chunk size (how many HVP columns went together) do
+    not change the spectra and are left out, as are precision and number of processes.
+    """
+    settings = {k: v for k, v in vars(cfg).items() if k not in ("profile", "chunk_size")}
+    return dict(settings, seed=seed, partition=partition)

@@ -240,12 +240,9 @@ for m, pb in problems.items():
             chunk=slq[m].chunk_size,
         )
     else:  # computed elsewhere, e.g. on GPUs with torchrun: it must be of this very model
-        model_settings = {
-            k: v for k, v in vars(slq[m]).items() if k not in ("profile", "chunk_size")
-        }
         spec[m] = hl.blockwise_spectra_from_file(
             spectra_files[m],
-            expect=dict(model_settings, seed=seed, partition="module"),
+            expect=hl.spectra_file_settings(slq[m], seed=seed),
             names=pb.layout.names,
         )
     print(

@@ -51,3 +51,31 @@ def test_chapter_executes_at_quick(chapter):
         if {"image/png", "image/svg+xml"} & set(o.get("data", {}))
     ]
     assert images, "a chapter should produce at least one figure"
+
+
+def test_chapter_06_reads_spectra_files_of_the_command_line(tmp_path):
+    """The way back from `torchrun -m hesslib.cli slq` into chapter 06 (book/scaling_out.md):
+    the chapter loads files of its own models, and refuses a file of another model."""
+    import nbformat
+
+    from hesslib import cli
+
+    files = {m: tmp_path / f"spectra_{m}_quick.pt" for m in ("gpt", "cnn")}
+    for model, out in files.items():
+        argv = ["slq", "--model", model, "--profile", "quick", "--out", str(out)]
+        assert cli.main(argv) == 0
+    # a separate execution cache, so that the plain quick execution of chapter 06 stays current
+    (tmp_path / "requirements-lock.txt").write_text((ROOT / "requirements-lock.txt").read_text())
+    executor = book.Executor(tmp_path, progress=False)
+    chapter = next(c for c in CHAPTERS if c.name.startswith("06_"))
+    params = {f"{m}_spectra_file": str(p) for m, p in files.items()}
+    outcome = executor.execute(chapter, "quick", params)
+    assert outcome.status != "failed", outcome.error
+    nb = nbformat.read(outcome.path, as_version=4)
+    printed = "".join(_text(o) for c in nb.cells for o in c.get("outputs", []))
+    assert "GPT: P = " in printed and "CNN: P = " in printed
+
+    swapped = {"gpt_spectra_file": str(files["cnn"])}  # the CNN's file offered as the GPT's
+    outcome = executor.execute(chapter, "quick", swapped)
+    assert outcome.status == "failed"
+    assert "model: file has 'cnn', expected 'gpt'" in outcome.error

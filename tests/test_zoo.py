@@ -104,10 +104,9 @@ def test_cli_file_is_the_chapters_computation(cli_file):
     here = hl.blockwise_spectra(
         pb.net, pb.data.X, pb.data.y, pb.layout, num_steps=cfg.steps, num_probes=cfg.probes, seed=1
     )
-    expect = {k: v for k, v in vars(cfg).items() if k not in ("profile", "chunk_size")}
-    loaded = hl.blockwise_spectra_from_file(
-        cli_file, expect=dict(expect, seed=1, partition="module"), names=pb.layout.names
-    )
+    expect = hl.spectra_file_settings(cfg, seed=1)
+    assert "chunk_size" not in expect and expect["partition"] == "module"
+    loaded = hl.blockwise_spectra_from_file(cli_file, expect=expect, names=pb.layout.names)
     assert loaded.names == here.names
     for a, b in zip(loaded.spectra, here.spectra, strict=True):
         assert float((a.grid - b.grid).abs().max()) <= 1e-5 * float(b.grid.abs().max())
@@ -117,11 +116,11 @@ def test_cli_file_is_the_chapters_computation(cli_file):
 
 def test_a_file_of_another_model_is_refused(cli_file):
     cfg = hl.spectra_settings("gpt", "quick")
-    expect = {k: v for k, v in vars(cfg).items() if k not in ("profile", "chunk_size")}
     with pytest.raises(ValueError, match=r"seed: file has 1, expected 0"):
-        hl.blockwise_spectra_from_file(cli_file, expect=dict(expect, seed=0))
+        hl.blockwise_spectra_from_file(cli_file, expect=hl.spectra_file_settings(cfg, seed=0))
+    wider = hl.spectra_settings("gpt", "quick", width=32)
     with pytest.raises(ValueError, match=r"width: file has 16, expected 32"):
-        hl.blockwise_spectra_from_file(cli_file, expect=dict(expect, width=32, seed=1))
+        hl.blockwise_spectra_from_file(cli_file, expect=hl.spectra_file_settings(wider, seed=1))
     with pytest.raises(ValueError, match="expected \\['a', 'b'\\]"):
         hl.blockwise_spectra_from_file(cli_file, names=["a", "b"])
     saved = hl.load_block_spectra(cli_file)
