@@ -58,3 +58,20 @@ def check_loss(loss: object) -> str:
     if loss not in ("ce", "mse"):
         raise ValueError(f"loss must be 'ce' or 'mse', got {loss!r}")
     return loss  # type: ignore[return-value]
+
+
+def check_complex_upper(z, name: str = "z") -> torch.Tensor:
+    """Convert to a complex128 tensor with ``Im z > 0`` or raise ``ValueError``."""
+    try:
+        t = torch.as_tensor(z.detach() if isinstance(z, torch.Tensor) else z)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be array-like of complex numbers") from err
+    t = t.to(device="cpu", dtype=torch.complex128)
+    if not bool(torch.isfinite(t.real).all() & torch.isfinite(t.imag).all()):
+        raise ValueError(f"{name} contains non-finite values")
+    if t.numel() and not bool((t.imag > 0).all()):
+        raise ValueError(
+            f"{name} must lie in the upper half-plane (Im {name} > 0); "
+            f"min Im {name} = {t.imag.min().item():.3g}"
+        )
+    return t

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_num_classes, check_positive_int
-from .device import default_device, make_generator
+from .device import default_device, make_generator, portable_randn
 
 __all__ = ["Dataset", "gaussian_data"]
 
@@ -67,6 +67,6 @@ def gaussian_data(
     check_num_classes(num_classes)
     device = torch.device(device) if device is not None else default_device()
     gen = make_generator(seed)  # CPU generator: identical data on every device
-    X = torch.randn(N, d, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    X = portable_randn(N, d, generator=gen, device=device, dtype=dtype)
     y = torch.randint(num_classes, (N,), generator=gen).to(device)
     return Dataset(X, y, num_classes, name=f"Gaussian N={N}, d={d}, C={num_classes}")

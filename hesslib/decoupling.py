@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_matrix, check_num_classes, check_positive_int
-from .device import make_generator, single_thread
-from .rmt import _complex_upper, stieltjes_empirical
-from .rmt_sampling import _randn, lambda_quantiles, weighted_gram
+from ._checks import check_complex_upper, check_matrix, check_num_classes, check_positive_int
+from .device import make_generator, portable_randn, single_thread
+from .rmt import stieltjes_empirical
+from .rmt_sampling import lambda_quantiles, weighted_gram
 
 __all__ = [
     "CoupledSpectra",
@@ -194,7 +194,7 @@ def block_spectra(
     coupled, decoupled = [], []
     with single_thread(device):
         for _ in range(num_samples):
-            X, Xt = (_randn(N, d, gen, device) for _ in range(2))
+            X, Xt = (portable_randn(N, d, generator=gen, device=device) for _ in range(2))
             coupled.append(torch.linalg.eigvalsh(diagonal_block(X, Vd, i)).cpu())
             H_dec = diagonal_block(X, Vd, i, decouple_with=Xt)
             decoupled.append(torch.linalg.eigvalsh(H_dec).cpu())
@@ -230,7 +230,7 @@ class InterpolationCurve:
 
 
 def _zeta(zeta) -> torch.Tensor:
-    z = _complex_upper(zeta, "zeta").reshape(-1)
+    z = check_complex_upper(zeta, "zeta").reshape(-1)
     if z.numel() == 0:
         raise ValueError("zeta must be a non-empty list of points with Im zeta > 0")
     return z
@@ -279,7 +279,7 @@ def stieltjes_along_t(
     S = torch.empty(num_samples, len(ts_t), len(zeta), dtype=torch.complex128)
     with single_thread(device):
         for s in tqdm(range(num_samples), desc="interpolation", disable=not progress):
-            X, Xt = (_randn(N, d, gen, device) for _ in range(2))
+            X, Xt = (portable_randn(N, d, generator=gen, device=device) for _ in range(2))
             for k, t in enumerate(ts_t.tolist()):
                 H = diagonal_block(X, Vd, i, decouple_with=interpolate_inputs(X, Xt, t))
                 S[s, k] = _stieltjes(H / scale, zeta)
@@ -399,7 +399,7 @@ def decoupling_gap(
             scale, Vd = float(lam.mean()), V.to(device)
             D = torch.empty(2, M, len(zeta), dtype=torch.complex128)
             for s in range(M):
-                X, Xt = (_randn(N, d, gen, device) for _ in range(2))
+                X, Xt = (portable_randn(N, d, generator=gen, device=device) for _ in range(2))
                 lam_X = ce_diagonal_weights(X, Vd)[:, i]
                 mats = (
                     weighted_gram(X, lam_X),  # H

@@ -20,6 +20,7 @@ __all__ = [
     "make_generator",
     "device_name",
     "single_thread",
+    "portable_randn",
 ]
 
 
@@ -107,3 +108,18 @@ def single_thread(device: torch.device | str | None = None):
         yield
     finally:
         torch.set_num_threads(n)
+
+
+def portable_randn(
+    *shape: int,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Standard Gaussian draws made on the CPU in float64, then moved to ``device``/``dtype``.
+
+    The numbers depend only on the generator's state, not on the device, so a seeded result
+    computed on a GPU starts from the same data as on the CPU.
+    """
+    x = torch.randn(*shape, generator=generator, dtype=torch.float64)
+    return x.to(device=device, dtype=dtype)

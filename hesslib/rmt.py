@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._checks import check_complex_upper
+
 __all__ = [
     "GMPDensity",
     "gmp_density",
@@ -46,23 +48,6 @@ def _real(x, name: str, *, ndim: int | None = None) -> torch.Tensor:
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    return t
-
-
-def _complex_upper(z, name: str = "z") -> torch.Tensor:
-    """Convert to a complex128 tensor with ``Im z > 0`` or raise ``ValueError``."""
-    try:
-        t = torch.as_tensor(z.detach() if isinstance(z, torch.Tensor) else z)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{name} must be array-like of complex numbers") from err
-    t = t.to(device="cpu", dtype=torch.complex128)
-    if not bool(torch.isfinite(t.real).all() & torch.isfinite(t.imag).all()):
-        raise ValueError(f"{name} contains non-finite values")
-    if t.numel() and not bool((t.imag > 0).all()):
-        raise ValueError(
-            f"{name} must lie in the upper half-plane (Im {name} > 0); "
-            f"min Im {name} = {t.imag.min().item():.3g}"
-        )
     return t
 
 
@@ -132,7 +117,7 @@ def marchenko_pastur_stieltjes(z, *, ratio: float, sigma2: float = 1.0) -> torch
     The root with ``Im m > 0`` of ``γ z m² + (z − σ²(1 − γ)) m + σ² = 0`` (σ² = 1: the SPEC's
     ``γ z m² + (z − 1 + γ) m + 1 = 0``), rescaled as ``m(z) = m_1(z/σ²)/σ²``.
     """
-    z = _complex_upper(z)
+    z = check_complex_upper(z)
     g = _positive(ratio, "ratio")
     s2 = _positive(sigma2, "sigma2")
     w = z / s2
@@ -155,7 +140,7 @@ def stieltjes_empirical(eigs, z) -> torch.Tensor:
     e = _real(eigs, "eigs")
     if e.ndim == 0 or e.shape[-1] == 0:
         raise ValueError(f"eigs must have a non-empty last dimension, got shape {tuple(e.shape)}")
-    z = _complex_upper(z)
+    z = check_complex_upper(z)
     zf = z.reshape(-1)  # (Z,)
     s = (1.0 / (e[..., None, :].to(torch.complex128) - zf[:, None])).mean(-1)  # (..., Z)
     return s.reshape(*e.shape[:-1], *z.shape)
@@ -340,7 +325,7 @@ def gmp_stieltjes(z, lam, *, gamma: float, tol: float = 1e-12) -> torch.Tensor:
         RuntimeError: if a point does not converge (never returns NaN).
     """
     g = _positive(gamma, "gamma")
-    z = _complex_upper(z)
+    z = check_complex_upper(z)
     vals, prob, scale = _gmp_parts(lam, g)
     zf = z.reshape(-1)
     out = torch.empty_like(zf)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ._checks import check_matrix, check_num_classes, check_positive_int
-from .device import make_generator, single_thread
+from .device import make_generator, portable_randn, single_thread
 
 __all__ = [
     "MomentRow",
@@ -37,11 +37,6 @@ def _gen(seed: int | None, generator: torch.Generator | None) -> torch.Generator
     if generator is not None:
         return generator
     return make_generator(0 if seed is None else seed)
-
-
-def _randn(N: int, d: int, gen: torch.Generator, device) -> torch.Tensor:  # noqa: N803
-    """Gaussian ``(N, d)`` drawn on the CPU (device-independent streams), then moved."""
-    return torch.randn(N, d, generator=gen, dtype=torch.float64).to(device)
 
 
 # ----------------------------------------------------------------------------- random matrices
@@ -68,7 +63,7 @@ def wigner_eigenvalues(
     out = []
     with single_thread(device):
         for _ in range(num_samples):
-            G = _randn(n, n, gen, device)  # (n, n)
+            G = portable_randn(n, n, generator=gen, device=device)  # (n, n)
             out.append(torch.linalg.eigvalsh((G + G.T) / math.sqrt(2 * n)).cpu())
     return torch.stack(out)
 
@@ -111,7 +106,7 @@ def sample_covariance_eigenvalues(
     out = []
     with single_thread(device):
         for s in range(num_samples):
-            X = _randn(N, d, gen, device)  # (N, d)
+            X = portable_randn(N, d, generator=gen, device=device)  # (N, d)
             w = torch.ones(N, dtype=torch.float64, device=X.device) if lam is None else lam[s]
             out.append(torch.linalg.eigvalsh(weighted_gram(X, w)).cpu())
     return torch.stack(out)
@@ -258,7 +253,9 @@ def second_moment_cases(
             for draw in range(num_draws):
                 base = 2 * ((seed + draw) * 1_000_003 + C)  # data and weights: disjoint streams
                 gen = make_generator(base)
-                X, X_dec, X_pred = (_randn(n, d, gen, device) for n in (N, N, 4 * N))
+                X, X_dec, X_pred = (
+                    portable_randn(n, d, generator=gen, device=device) for n in (N, N, 4 * N)
+                )
                 for case in (1, 2, 3, 4):
                     model, loss = case_model(
                         case, d, C, m=m, init=init, seed=base + 1, device=device

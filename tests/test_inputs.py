@@ -79,3 +79,23 @@ def test_determinism():
     b = hl.gaussian_data(20, 5, 4, seed=7, device="cpu")
     assert torch.equal(a.X, b.X) and torch.equal(a.y, b.y)
     assert torch.equal(hl.one_hidden_net(5, 2, 4, seed=3).W, hl.one_hidden_net(5, 2, 4, seed=3).W)
+
+
+def test_portable_randn_depends_only_on_the_generator():
+    x = hl.portable_randn(3, 4, generator=hl.make_generator(5), dtype=torch.float32)
+    ref = torch.randn(3, 4, generator=hl.make_generator(5), dtype=torch.float64)
+    assert x.shape == (3, 4) and x.dtype == torch.float32
+    assert torch.equal(x, ref.float())
+    # the data of the Gaussian setting are such draws
+    data = hl.gaussian_data(6, 2, 3, seed=5, device="cpu")
+    ref = torch.randn(6, 2, generator=hl.make_generator(5), dtype=torch.float64)
+    assert torch.equal(data.X, ref)
+
+
+def test_single_thread_restores_the_thread_count():
+    n = torch.get_num_threads()
+    with hl.single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == n
+    with hl.single_thread("meta"):  # not the CPU: left alone
+        assert torch.get_num_threads() == n
