@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or f"spectra_{args.model}_{args.profile}.pt"
         if rank == 0:
             settings = dict(
-                vars(cfg),
-                model=args.model,
+                vars(cfg),  # the model's name and settings
                 mode=args.mode,
                 seed=args.seed,
                 partition=args.partition,

@@ -66,6 +66,13 @@ class HessianBlocks:
     dense: torch.Tensor
 
 
+def _hidden(X: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+    """``D = 1[X Wᵀ > 0]`` and ``A = σ(X Wᵀ)``, both ``(N, m)``."""
+    Z = X @ W.T
+    D = (Z > 0).to(X.dtype)
+    return D, Z * D
+
+
 def _residual_and_curvature(F: torch.Tensor, y: torch.Tensor, loss: str):
     """``g`` (N, C) and, for CE, the softmax ``p`` (N, C) (``None`` for MSE, where S = I)."""
     C = F.shape[1]
@@ -197,9 +204,7 @@ def one_hidden_hessian(
         device=X.device,
         max_bytes=max_bytes,
     )
-    Z = X @ W.T  # (N, m)
-    D = (Z > 0).to(X.dtype)  # (N, m)
-    A = Z * D  # (N, m)
+    D, A = _hidden(X, W)  # (N, m) each
     g, p = _residual_and_curvature(A @ V.T, y, loss)  # (N, C)
     H = torch.empty(Pw + Pv, Pw + Pv, dtype=X.dtype, device=X.device)
     Hww, Hwv, Hvv = H[:Pw, :Pw], H[:Pw, Pw:], H[Pw:, Pw:]
@@ -273,9 +278,7 @@ def hwv_decomposition(
     C = V.shape[0] if isinstance(V, torch.Tensor) and V.ndim == 2 else 0
     _check_inputs(X, y, C, loss, {"W": W, "V": V})
     m, d = W.shape
-    Z = X @ W.T
-    D = (Z > 0).to(X.dtype)
-    A = Z * D
+    D, A = _hidden(X, W)
     g, p = _residual_and_curvature(A @ V.T, y, loss)
     residual = torch.empty(m * d, C * m, dtype=X.dtype, device=X.device)
     rest = torch.empty_like(residual)
@@ -319,9 +322,8 @@ def hidden_layer_hessian(
     check_loss(loss)
     d = X.shape[1]
     m = W.shape[0]
-    Z = X @ W.T
-    D = (Z > 0).to(X.dtype)
-    p = torch.softmax((Z * D) @ V.T, dim=1) if loss == "ce" else None
+    D, A = _hidden(X, W)
+    p = torch.softmax(A @ V.T, dim=1) if loss == "ce" else None
     H = torch.empty(m * d, m * d, dtype=X.dtype, device=X.device)
     return _fill_hww(X, D, V, p, H)  # the closed form's H_ww, symmetric half computed
 
@@ -346,7 +348,7 @@ def output_layer_hessian(
     K = C if classes is None else check_positive_int("classes", classes)
     if K > C:
         raise ValueError(f"classes must be <= C = {C}, got {K}")
-    A = torch.relu(X @ W.T)  # (N, m)
+    _, A = _hidden(X, W)  # (N, m)
     p = torch.softmax(A @ V.T, dim=1)[:, :K] if loss == "ce" else None  # (N, K)
     H = torch.empty(K * m, K * m, dtype=X.dtype, device=X.device)
     return _class_blocks(A, p, K, H)  # the closed form's H_vv on the first K classes
