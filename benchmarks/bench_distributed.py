@@ -63,19 +63,21 @@ def _worker(rank: int, size: int, port: int, threads: int, args, queue) -> None:
         )
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(threads)
-    device = hl.init_distributed(timeout=timedelta(seconds=300))
+    device = hl.distributed.init_distributed(timeout=timedelta(seconds=300))
     if size == 1 and torch.cuda.is_available():
         device = torch.device("cuda")
     data = hl.gaussian_data(args.N, args.d, args.C, seed=0, device=device)
     net = hl.one_hidden_net(args.d, args.m, args.C, seed=1, device=device)
-    f_r, theta = hl.sharded_loss(net, data.X, data.y)
+    f_r, theta = hl.distributed.sharded_loss(net, data.X, data.y)
     P = theta.numel()
     V = torch.randn(P, args.k, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     V = V.to(device)
-    mv = hl.DataParallelMatvec(f_r, theta, check_shapes=False)
+    mv = hl.distributed.DataParallelMatvec(f_r, theta, check_shapes=False)
     res = dict(zip(("hvp_s", "hvp_cpu_s"), _timed(lambda: mv(V), device, args.repeat)))
     block = torch.zeros(P, args.k, dtype=torch.float64, device=device)
-    res["all_reduce_s"] = _timed(lambda: hl.all_reduce_sum(block), device, args.repeat)[0]
+    res["all_reduce_s"] = _timed(lambda: hl.distributed.all_reduce_sum(block), device, args.repeat)[
+        0
+    ]
     res["bytes_per_step"] = P * args.k * 8 if size > 1 else 0
     slq = dict(num_steps=args.steps, num_probes=args.k, seed=3)
     for mode in ("data", "probe"):
@@ -83,7 +85,7 @@ def _worker(rank: int, size: int, port: int, threads: int, args, queue) -> None:
             continue
         stats: dict = {}
         res[f"slq_{mode}_s"] = _timed(
-            lambda m=mode, st=stats: hl.distributed_slq(
+            lambda m=mode, st=stats: hl.distributed.distributed_slq(
                 net, data.X, data.y, mode=m, stats=st, **slq
             ),
             device,
@@ -95,7 +97,7 @@ def _worker(rank: int, size: int, port: int, threads: int, args, queue) -> None:
         backend=dist.get_backend() if dist.is_initialized() else "none",
         device=hl.device_name(device),
     )
-    hl.shutdown_distributed()
+    hl.distributed.shutdown_distributed()
     if rank == 0:
         queue.put(res)
 

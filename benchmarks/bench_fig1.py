@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--N", type=int, default=128)
     ap.add_argument("--m", type=int, default=8)
-    ap.add_argument("--losses", nargs="+", choices=hl.LOSSES, default=["ce", "mse"])
+    ap.add_argument("--losses", nargs="+", choices=hl.core.LOSSES, default=["ce", "mse"])
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -46,7 +46,7 @@ def main() -> None:
     device = hl.default_device()
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    data = hl.cifar100(args.N, seed=args.seed, device=device, dtype=torch.float32)
+    data = hl.nets.cifar100(args.N, seed=args.seed, device=device, dtype=torch.float32)
     t_data = time.perf_counter() - t_start
     net = hl.one_hidden_net(
         data.d, args.m, data.num_classes, seed=args.seed + 1, device=device, dtype=torch.float32
@@ -70,7 +70,7 @@ def main() -> None:
     }
     for loss in args.losses:
         t0 = time.perf_counter()
-        s = hl.one_hidden_summary(net, data.X, data.y, loss=loss)
+        s = hl.chapters.observations.one_hidden_summary(net, data.X, data.y, loss=loss)
         total = time.perf_counter() - t0
         res[f"{loss}_hessian_s"] = round(s.seconds, 3)
         res[f"{loss}_hessian_and_summary_s"] = round(total, 3)

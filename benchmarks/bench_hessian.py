@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=500)
     ap.add_argument("--C", type=int, default=500)
     ap.add_argument("--m", type=int, default=8)
-    ap.add_argument("--loss", choices=hl.LOSSES, default="ce")
+    ap.add_argument("--loss", choices=hl.core.LOSSES, default="ce")
     ap.add_argument("--loop-columns", type=int, default=200)
     ap.add_argument("--hvp-columns", type=int, default=1000)
     ap.add_argument("--full", action="store_true", help="batched-HVP path on all columns")
@@ -94,7 +94,7 @@ def main() -> None:
 
     kl = min(P, args.loop_columns)
     lcols = range(0, P, P // kl)[:kl]
-    t_loop, Hl = _timed(lambda: hl.hessian_loop(f, theta, lcols))
+    t_loop, Hl = _timed(lambda: hl.core.hessian_loop(f, theta, lcols))
     res["loop_columns"] = kl
     res["loop_s"] = t_loop * P / kl
     res["max_abs_diff_closed_vs_loop"] = float((Hl - H[:, list(lcols)]).abs().max())

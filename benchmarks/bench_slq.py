@@ -26,13 +26,13 @@ import time
 
 import torch
 
-from hesslib.lanczos import LanczosResult, block_lanczos_all, lanczos
-from hesslib.spectrum import slq_density
+from hesslib.spectral.krylov import LanczosResult, block_lanczos_all, lanczos
+from hesslib.spectral.density import slq_density
 
 
 def _device_name(device: torch.device) -> str:
     try:
-        from hesslib.device import device_name
+        from hesslib.core.device import device_name
 
         return device_name(device)
     except Exception:  # noqa: BLE001 - the benchmark must not depend on other modules

@@ -1,105 +1,132 @@
 """hesslib — exact Hessians, their block structure and spectra, for the companion book.
 
-Import it as ``import hesslib as hl``. Each module defines its public names in ``__all__``;
-they are re-exported here, grouped by module (see ``_MODULES``). ``hl.plot`` is the plotting
-module; ``hl.lanczos`` is the Lanczos function (the module is ``hesslib.lanczos``).
+Import it as ``import hesslib as hl``. The names below are the ones the chapters call most;
+everything else lives one level down, in a subpackage named after its concept:
+
+==================  ===========================================================================
+``hl.core``         device, data, models, losses, blocks, the HVP engine, closed forms, Gram norms
+``hl.spectral``     Lanczos, stochastic Lanczos quadrature, JS distances, blockwise spectra
+``hl.rmt``          semicircle, Marchenko–Pastur, generalised MP, second moments, decoupling
+``hl.nets``         deep MLP, small CNN, tiny GPT, the model zoo, CIFAR-100
+``hl.train``        full-batch Adam, optimisers on quadratics, quadratic test problems
+``hl.distributed``  HVP / Lanczos / SLQ on ``torch.distributed`` and the ``torchrun`` CLI
+``hl.symbolic``     computation graphs and sympy checks (imports sympy and networkx)
+``hl.plot``         every figure helper (imports matplotlib)
+``hl.chapters``     the experiment drivers, one module per chapter
+==================  ===========================================================================
+
+``hl.symbolic``, ``hl.plot`` and ``hl.chapters`` are imported on first use, so ``import
+hesslib`` (and ``python -m hesslib.cli``) import neither matplotlib, sympy nor networkx.
 """
 
-from . import (
-    adam_speed,
-    blocks,
-    cifar,
-    closed_form,
-    cnn,
-    data,
-    decoupling,
-    deep,
-    device,
-    dial,
-    distributed,
-    distributed_ops,
-    dynamics,
-    gram,
-    graph_plots,
-    graphs,
-    hessian,
-    heterogeneity,
-    levels,
-    losses,
-    models,
-    observations,
-    optim,
-    profiles,
-    quadratics,
-    rmt,
-    rmt_sampling,
-    snapshot_plots,
-    spectra_io,
-    spectrum,
-    static,
-    static_sweep,
-    symbolic,
-    train,
-    transformer,
-    zoo,
+import importlib
+
+from . import core, distributed, nets, rmt, spectral, train
+
+# the model and its data
+from .core.block_ratios import BlockRatios, block_ratios_at_init, case_model, predicted_block_ratios
+
+# blocks and their norms
+from .core.blocks import (
+    BlockLayout,
+    BlockStats,
+    block_norms,
+    block_ratio,
+    block_stats,
+    diag_mass_fraction,
 )
-from . import lanczos as _lanczos_module
-from . import plotting as plot
-from .adam_speed import *  # noqa: F403
-from .blocks import *  # noqa: F403
-from .cifar import *  # noqa: F403
-from .closed_form import *  # noqa: F403
-from .cnn import *  # noqa: F403
-from .data import *  # noqa: F403
-from .decoupling import *  # noqa: F403
-from .deep import *  # noqa: F403
-from .device import *  # noqa: F403
-from .dial import *  # noqa: F403
-from .distributed import *  # noqa: F403
-from .distributed_ops import *  # noqa: F403
-from .dynamics import *  # noqa: F403
-from .gram import *  # noqa: F403
-from .graph_plots import *  # noqa: F403
-from .graphs import *  # noqa: F403
-from .hessian import *  # noqa: F403
-from .heterogeneity import *  # noqa: F403
-from .lanczos import *  # noqa: F403
-from .levels import *  # noqa: F403
-from .losses import *  # noqa: F403
-from .models import *  # noqa: F403
-from .observations import *  # noqa: F403
-from .optim import *  # noqa: F403
-from .profiles import *  # noqa: F403
-from .quadratics import *  # noqa: F403
-from .rmt import *  # noqa: F403
-from .rmt_sampling import *  # noqa: F403
-from .snapshot_plots import *  # noqa: F403
-from .spectra_io import *  # noqa: F403
-from .spectrum import *  # noqa: F403
-from .static import *  # noqa: F403
-from .static_sweep import *  # noqa: F403
-from .symbolic import *  # noqa: F403
-from .train import *  # noqa: F403
-from .transformer import *  # noqa: F403
-from .zoo import *  # noqa: F403
+
+# closed forms (cases 1-4, H_wv, the two-layer net)
+from .core.closed_form import (
+    HessianBlocks,
+    closed_form_blocks,
+    closed_form_hessian,
+    hidden_layer_hessian,
+    hwv_decomposition,
+    output_layer_hessian,
+    two_layer_hessian,
+)
+from .core.data import Dataset, gaussian_data
+from .core.device import default_device, device_name, make_generator, seed_everything
+from .core.fits import SlopeFit, fit_slope
+from .core.gram import lm_head_block_stats, output_block_norms_gram
+
+# the HVP engine: any model, no formulas
+from .core.hessian import flat_loss, full_hessian, hessian_reference, hvp, model_hessian
+from .core.losses import loss_fn
+from .core.models import LinearNet, OneHiddenNet, linear_net, one_hidden_net
+from .core.profiles import resolve_profile
+
+# random matrices
+from .rmt.laws import (
+    gmp_density,
+    marchenko_pastur_density,
+    second_moment_prediction,
+    semicircle_density,
+    stieltjes_empirical,
+)
+
+# spectra
+from .spectral.blockwise import BlockwiseSpectra, blockwise_spectra
+from .spectral.density import Spectrum, block_slq, slq, slq_density
+from .spectral.js import js_distance, js_zero, pairwise_js
+from .spectral.krylov import lanczos
+
+# training
+from .train.adam import train_adam
 
 __version__ = "0.1.0"
 
-_MODULES = [
-    # foundation
-    device, data, models, losses, hessian, closed_form, blocks, profiles,
-    # chapters 01–02: real data, observations, graphs
-    cifar, observations, graphs, symbolic, graph_plots,
-    # chapter 03: training dynamics, deep nets
-    train, adam_speed, dynamics, snapshot_plots, deep,
-    # chapter 04: static force
-    static, static_sweep, levels,
-    # chapter 05: spectral toolkit and random matrices
-    _lanczos_module, spectrum, rmt, rmt_sampling, decoupling,
-    # chapter 06: transformers, CNN, optimisers, Gram block norms, heterogeneity
-    transformer, cnn, quadratics, optim, gram, heterogeneity, dial, zoo,
-    # scaling out
-    distributed, distributed_ops, spectra_io,
-]  # fmt: skip
+#: Subpackages imported on first attribute access (they pull in matplotlib, sympy, networkx).
+_LAZY = ("plot", "symbolic", "chapters")
 
-__all__ = ["plot", "__version__"] + [name for module in _MODULES for name in module.__all__]
+#: The curated names, grouped as the API page shows them.
+API_GROUPS: dict[str, list[str]] = {
+    "Device, data and models": [
+        "default_device", "device_name", "make_generator", "seed_everything", "resolve_profile",
+        "Dataset", "gaussian_data", "LinearNet", "OneHiddenNet", "linear_net", "one_hidden_net",
+        "case_model", "loss_fn",
+    ],
+    "Hessians of any model (the HVP engine)": [
+        "flat_loss", "hvp", "full_hessian", "model_hessian", "hessian_reference",
+    ],
+    "Closed forms": [
+        "HessianBlocks", "closed_form_hessian", "closed_form_blocks", "hidden_layer_hessian",
+        "output_layer_hessian", "hwv_decomposition", "two_layer_hessian",
+    ],
+    "Blocks, ratios and fits": [
+        "BlockLayout", "BlockStats", "block_norms", "block_stats", "block_ratio",
+        "diag_mass_fraction", "BlockRatios", "block_ratios_at_init", "predicted_block_ratios",
+        "output_block_norms_gram", "lm_head_block_stats", "SlopeFit", "fit_slope",
+    ],
+    "Spectra": [
+        "lanczos", "Spectrum", "slq", "slq_density", "block_slq", "js_distance", "pairwise_js",
+        "js_zero", "BlockwiseSpectra", "blockwise_spectra",
+    ],
+    "Random matrices": [
+        "semicircle_density", "marchenko_pastur_density", "gmp_density",
+        "second_moment_prediction", "stieltjes_empirical",
+    ],
+    "Training": ["train_adam"],
+}  # fmt: skip
+
+__all__ = [
+    "__version__",
+    "core",
+    "spectral",
+    "rmt",
+    "nets",
+    "train",
+    "distributed",
+    *_LAZY,
+    *(name for names in API_GROUPS.values() for name in names),
+]
+
+
+def __getattr__(name: str):
+    """Import ``hl.plot``, ``hl.symbolic`` and ``hl.chapters`` on first use."""
+    if name in _LAZY:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'hesslib' has no attribute {name!r}")

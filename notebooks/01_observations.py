@@ -56,6 +56,7 @@ from myst_nb import glue
 from tqdm.auto import tqdm
 
 import hesslib as hl
+from hesslib.chapters import observations as ch
 
 PROFILES = {
     "quick": {"N": 400, "d": 40, "C": 40, "m": 4},
@@ -194,7 +195,7 @@ assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
 # has $m + C = 108$ diagonal blocks: eight neuron blocks of size 3072 and a hundred class
 # blocks of size 8.
 #
-# `hl.cifar100` reads the official python archive of the dataset and checks its published
+# `hl.nets.cifar100` reads the official python archive of the dataset and checks its published
 # MD5 checksum. It never downloads on its own: set `download = True` in the parameters cell
 # (or the environment variable `HESSLIB_DOWNLOAD=1`), or point `HESSLIB_CIFAR100` at a copy
 # of `cifar-100-python.tar.gz`. Without the archive, the chapter goes on with a Gaussian
@@ -205,7 +206,7 @@ assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
 # :::
 
 # %%
-cifar = hl.cifar100(
+cifar = hl.nets.cifar100(
     cfg.fig1_N,
     seed=seed,
     image_size=cfg.fig1_size,
@@ -224,7 +225,7 @@ print(cifar.name)
 # {glue:text}`ch01_fig1_gb:.2g` GB even in float32. We compute it in float32 with the closed
 # form and, in one pass over its rows, keep only what the figure needs: $|H|$ max-pooled to
 # screen resolution, the Frobenius norm of every block, and the output-layer block $H_{vv}$
-# (`hl.one_hidden_summary`); the matrix itself is freed right away, one loss at a time.
+# (`ch.one_hidden_summary`); the matrix itself is freed right away, one loss at a time.
 # `benchmarks/bench_fig1.py` measures the time and peak memory of this step at full size.
 
 # %%
@@ -242,7 +243,7 @@ glue("ch01_fig1_gb", layout1.num_params**2 * 4 / 1e9, display=False)
 # %%
 fig1 = {}
 for loss in ("ce", "mse"):
-    fig1[loss] = hl.one_hidden_summary(
+    fig1[loss] = ch.one_hidden_summary(
         net1, cifar.X, cifar.y, loss=loss, title=f"{loss.upper()}, {cifar.name}, m=8"
     )
     print(f"{loss}: Hessian in {fig1[loss].seconds:.1f} s")
@@ -252,7 +253,7 @@ glue("ch01_fig1_seconds", max(s.seconds for s in fig1.values()), display=False)
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Fig. 1 at this profile: the Hessian of a one-hidden-layer net ($m = 8$, $C = 100$) at random initialisation on the images named in the titles (CIFAR-100, or the labelled stand-in described in the note above), CE (top) and MSE (bottom). Left: the full $|H|$, max-pooled to screen resolution and clipped at 1/10 of its maximum (with $N \\ll d$ the largest entries sit on the diagonals of the neuron blocks), with lines between neuron blocks and between the two layers. Middle: the $8\\times 8$ map of neuron-block norms $\\|H_{w_iw_j}\\|_F$, divided by the largest. Right: the output-layer block $|H_{vv}|$, 100 class blocks of size 8, clipped at 1/100.", "name": "fig-01-cifar"}}
 fig, axes = plt.subplots(2, 3, figsize=(13, 8))
 for row, (loss, s) in zip(axes, fig1.items()):
-    hl.draw_summary(s, ax=row[0], clip=1 / 10)
+    hl.plot.hessian_summary(s, ax=row[0], clip=1 / 10)
     Nw = s.group_norms("W")
     hl.plot.block_norm_map(
         Nw / Nw.max(), ax=row[1], title=f"{loss.upper()}: neuron-block norms / max"
@@ -364,7 +365,7 @@ plt.show()
 # $C = 100$. To follow the curve further we do not need the Hessian itself: for this model
 # the diagonal and total block masses are sums over pairs of samples of
 # $(x_n^\top x_{n'})^2$ times simple functions of $p_n$ and $p_{n'}$
-# (`hl.ce_class_block_mass`), which costs $O(N^2 C)$ instead of the $(Cd)^2$ entries of $H$.
+# (`ch.ce_class_block_mass`), which costs $O(N^2 C)$ instead of the $(Cd)^2$ entries of $H$.
 # The cell checks it against the dense Hessians above, then sweeps $C$ up to 1000 over
 # {glue:text}`ch01_pt_seeds` seeds.
 
@@ -372,7 +373,7 @@ plt.show()
 for C_, (H_c, lay_c) in pt_H.items():
     data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device)
     lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
-    gram = hl.ce_class_block_mass(data_c.X, lin(data_c.X).detach())
+    gram = ch.ce_class_block_mass(data_c.X, lin(data_c.X).detach())
     assert abs(gram.diag_mass - pt_stats[C_].diag_mass) < 1e-10
     assert abs(gram.rms_ratio - pt_stats[C_].rms_ratio) < 1e-8
 del pt_H
@@ -381,7 +382,7 @@ mass_sweep = torch.zeros(len(Cs_sweep), cfg.pt_seeds, dtype=torch.float64)
 for i, j in tqdm(list(np.ndindex(*mass_sweep.shape)), desc="C sweep"):
     data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j, device=device)
     lin = hl.linear_net(cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j + 1, device=device)
-    mass_sweep[i, j] = hl.ce_class_block_mass(data_c.X, lin(data_c.X).detach()).diag_mass
+    mass_sweep[i, j] = ch.ce_class_block_mass(data_c.X, lin(data_c.X).detach()).diag_mass
 glue("ch01_pt_seeds", cfg.pt_seeds, display=False)
 glue("ch01_pt_mass_C1000", float(mass_sweep[-1].mean()), display=False)
 assert bool((mass_sweep.mean(1).diff() > 0).all())  # the diagonal mass grows with C
@@ -480,7 +481,7 @@ assert float((H_2 @ torch.cat([u, u])).norm()) < 1e-12
 # %% tags=["hide-input"]
 X_u = hl.gaussian_data(60, 5, 2, seed=seed + 9, device=device).X
 for C_ in (2, 7, 50):
-    mass_u = hl.ce_class_block_mass(
+    mass_u = ch.ce_class_block_mass(
         X_u, torch.zeros(60, C_, dtype=X_u.dtype, device=device)
     ).diag_mass
     print(f"C = {C_}: diagonal mass {mass_u:.12f}, (C-1)/C = {(C_ - 1) / C_:.12f}")

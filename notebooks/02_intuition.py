@@ -87,9 +87,9 @@ torch.set_default_dtype(torch.float64)
 # $\ell = \tfrac12 (w_1v_1)^2$. Its exact Hessian:
 
 # %%
-ex1 = hl.talk_example("1")
-chk1 = hl.verify_example(ex1, seed=seed)
-display(Math(r"\nabla^2\ell = " + hl.hessian_latex(ex1, chk1.H)))
+ex1 = hl.symbolic.talk_example("1")
+chk1 = hl.symbolic.verify_example(ex1, seed=seed)
+display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex1, chk1.H)))
 print(f"largest difference to autograd at a random point: {chk1.max_err:.1e}")
 assert chk1.max_err < 1e-12 and chk1.pattern_ok
 
@@ -102,8 +102,8 @@ assert chk1.max_err < 1e-12 and chk1.pattern_ok
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 1. Left: the computation graph, each edge labelled with the weight it multiplies by. Right: $|\\nabla^2\\ell|$ at a random point (values in the cells); all four entries are non-zero because $w_1$ and $v_1$ share the only path.", "name": "fig-02-siso"}}
 fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), width_ratios=[1.2, 1])
-hl.draw_network(ex1, ax=axes[0])
-hl.draw_pattern(ex1, chk1.H_exact, ax=axes[1])
+hl.plot.network(ex1, ax=axes[0])
+hl.plot.pattern(ex1, chk1.H_exact, ax=axes[1])
 plt.tight_layout()
 plt.show()
 
@@ -115,9 +115,9 @@ plt.show()
 # $h_2$ — but it isolates the effect of the wiring.
 
 # %%
-ex21 = hl.talk_example("2-1")
-chk21 = hl.verify_example(ex21, seed=seed)
-display(Math(r"\nabla^2\ell = " + hl.hessian_latex(ex21, chk21.H)))
+ex21 = hl.symbolic.talk_example("2-1")
+chk21 = hl.symbolic.verify_example(ex21, seed=seed)
+display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex21, chk21.H)))
 glue("ch02_zeros_ex21", chk21.num_zero, display=False)
 assert chk21.max_err < 1e-12 and chk21.pattern_ok
 
@@ -132,9 +132,9 @@ assert chk21.max_err < 1e-12 and chk21.pattern_ok
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 2-1. Left: two separate chains. Middle: the link graph over the parameters — red edges join parameters on a common path (direct links); pairs without an edge are never multiplied together. Right: $|\\nabla^2\\ell|$ at a random point; the zeros are exactly the missing links.", "name": "fig-02-simo-chains"}}
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), width_ratios=[1.1, 1.1, 1])
-hl.draw_network(ex21, ax=axes[0])
-hl.draw_links(ex21, ax=axes[1])
-hl.draw_pattern(ex21, chk21.H_exact, ax=axes[2])
+hl.plot.network(ex21, ax=axes[0])
+hl.plot.links(ex21, ax=axes[1])
+hl.plot.pattern(ex21, chk21.H_exact, ax=axes[2])
 plt.tight_layout()
 plt.show()
 
@@ -146,9 +146,9 @@ plt.show()
 # starts at the same input, so many more pairs meet in a common residual.
 
 # %%
-ex22 = hl.talk_example("2-2")
-chk22 = hl.verify_example(ex22, seed=seed)
-display(Math(r"\nabla^2\ell = " + hl.hessian_latex(ex22, chk22.H)))
+ex22 = hl.symbolic.talk_example("2-2")
+chk22 = hl.symbolic.verify_example(ex22, seed=seed)
+display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex22, chk22.H)))
 glue("ch02_zeros_ex22", chk22.num_zero, display=False)
 assert chk22.max_err < 1e-12 and chk22.pattern_ok
 
@@ -168,9 +168,9 @@ assert chk22.max_err < 1e-12 and chk22.pattern_ok
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 2-2. Left: the computation graph. Middle: link graph (red: direct, dashed grey: indirect; no edge between $v_{1,\\cdot}$ and $v_{2,\\cdot}$). Right: $|\\nabla^2\\ell|$ at a random point; the only zeros are the off-diagonal class blocks.", "name": "fig-02-simo"}}
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), width_ratios=[1.1, 1.1, 1])
-hl.draw_network(ex22, ax=axes[0])
-hl.draw_links(ex22, ax=axes[1])
-hl.draw_pattern(ex22, chk22.H_exact, ax=axes[2])
+hl.plot.network(ex22, ax=axes[0])
+hl.plot.links(ex22, ax=axes[1])
+hl.plot.pattern(ex22, chk22.H_exact, ax=axes[2])
 plt.tight_layout()
 plt.show()
 
@@ -184,9 +184,9 @@ plt.show()
 # $w_1 = (w_{1,1}, w_{1,2})$:
 
 # %%
-ex3 = hl.talk_example("3")
-chk3 = hl.verify_example(ex3, seed=seed)
-display(Math(hl.hessian_latex(ex3, chk3.H, rows=range(ex3.d))))
+ex3 = hl.symbolic.talk_example("3")
+chk3 = hl.symbolic.verify_example(ex3, seed=seed)
+display(Math(hl.symbolic.hessian_latex(ex3, chk3.H, rows=range(ex3.d))))
 glue("ch02_zeros_ex3", chk3.num_zero, display=False)
 assert chk3.max_err < 1e-12 and chk3.pattern_ok
 
@@ -225,9 +225,9 @@ assert err3 < 1e-12
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 3. Left: the computation graph. Middle: the link graph. Right: $|\\nabla^2\\ell|$ at a random point. The off-diagonal neuron blocks ($w_{1,\\cdot}$ against $w_{2,\\cdot}$) are non-zero on their diagonal: indirect links, made of cross terms.", "name": "fig-02-mimo"}}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), width_ratios=[1.1, 1.1, 1.1])
-hl.draw_network(ex3, ax=axes[0])
-hl.draw_links(ex3, ax=axes[1])
-hl.draw_pattern(ex3, chk3.H_exact, ax=axes[2])
+hl.plot.network(ex3, ax=axes[0])
+hl.plot.links(ex3, ax=axes[1])
+hl.plot.pattern(ex3, chk3.H_exact, ax=axes[2])
 plt.tight_layout()
 plt.show()
 
@@ -241,14 +241,18 @@ plt.show()
 # the residual term of $H_{wv}$ does.
 
 # %%
-exL = hl.linear_example(4, 3, 6, name="d=4, m=3, C=6")
-WL, VL = (torch.tensor(a) for a in exL.matrices(hl.random_point(exL, seed=seed, scale=0.7)))
+exL = hl.symbolic.linear_example(4, 3, 6, name="d=4, m=3, C=6")
+WL, VL = (
+    torch.tensor(a) for a in exL.matrices(hl.symbolic.random_point(exL, seed=seed, scale=0.7))
+)
 Y_far = torch.full((exL.C, exL.d), -3.0)
 H_far, H_fit = hl.two_layer_hessian(WL, VL, Y_far), hl.two_layer_hessian(WL, VL, VL @ WL)
 wv = (exL.layout.param_slice("W"), exL.layout.param_slice("V"))
 res_share = float((H_far - H_fit)[wv].norm() / H_far[wv].norm())
 glue("ch02_residual_share", res_share, display=False)
-direct = torch.tensor(hl.predicted_pattern(exL)[wv] == 2)  # the graph's direct links in H_wv
+direct = torch.tensor(
+    hl.symbolic.predicted_pattern(exL)[wv] == 2
+)  # the graph's direct links in H_wv
 assert torch.equal((H_far - H_fit)[wv] != 0, direct)
 
 # %% [markdown]
@@ -261,9 +265,9 @@ assert torch.equal((H_far - H_fit)[wv] != 0, direct)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "A two-layer linear network with $d = 4$, $m = 3$, $C = 6$. Left: the links read off the computation graph (white: no link, the entry is exactly 0; grey: indirect; red: direct). Middle: $|H|$ far from the targets ($Y = -3$): the direct links of $H_{wv}$ (top right) light up as block-circulant stripes. Right: $|H|$ at a perfect fit ($Y = VW$): the stripes are gone; $H_{ww}$ and $H_{vv}$ are unchanged.", "name": "fig-02-pattern"}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
-hl.draw_link_matrix(exL, ax=axes[0], title="graph: links")
-hl.draw_pattern(exL, H_far, ax=axes[1], title="|H|, far from the targets")
-hl.draw_pattern(exL, H_fit, ax=axes[2], title="|H|, at a perfect fit")
+hl.plot.link_matrix(exL, ax=axes[0], title="graph: links")
+hl.plot.pattern(exL, H_far, ax=axes[1], title="|H|, far from the targets")
+hl.plot.pattern(exL, H_fit, ax=axes[2], title="|H|, at a perfect fit")
 plt.tight_layout()
 plt.show()
 
@@ -368,8 +372,8 @@ plt.show()
 # :::
 
 # %% tags=["hide-input"]
-ex_new = hl.linear_example(2, 3, 2, mask=[[1, 1, 0], [0, 1, 1]], name="exercise 1")
-chk_new = hl.verify_example(ex_new, seed=seed)
+ex_new = hl.symbolic.linear_example(2, 3, 2, mask=[[1, 1, 0], [0, 1, 1]], name="exercise 1")
+chk_new = hl.symbolic.verify_example(ex_new, seed=seed)
 idx = {lab: k for k, lab in enumerate(ex_new.labels)}
 entry = {
     pair: chk_new.H[idx[pair[0]], idx[pair[1]]]

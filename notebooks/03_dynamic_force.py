@@ -48,6 +48,7 @@ from myst_nb import glue
 from tqdm.auto import tqdm
 
 import hesslib as hl
+from hesslib.chapters import dynamic_force as ch
 
 FRAMES = (0.0, 0.005, 0.01, 0.05, 0.25, 0.5, 1.0)  # checkpoints, as fractions of the run
 # fmt: off
@@ -83,7 +84,7 @@ print("device:", hl.device_name(device))
 # %%
 data = hl.gaussian_data(cfg.N, cfg.d, cfg.C, seed=seed, device=device)
 net = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=seed + 1, device=device)
-ckpts = hl.checkpoint_steps(cfg.steps, cfg.frames)
+ckpts = hl.train.checkpoint_steps(cfg.steps, cfg.frames)
 adam = dict(steps=cfg.steps, lr=cfg.lr, schedule="cosine", checkpoints=ckpts)
 run = hl.train_adam(net, data.X, data.y, desc="Adam, Gaussian setting", **adam)
 print(f"loss {run.losses[0]:.3f} -> {run.losses[-1]:.3f}, {run.steps_per_s:.0f} steps/s")
@@ -91,12 +92,14 @@ assert run.losses[-1] < run.losses[0] - 0.5
 
 # %% [markdown]
 # How fast is that? On a shared machine one timing mostly measures the neighbours, so
-# `hl.compare_adam_speed` alternates short runs of the helper and of the textbook loop
+# `hl.train.compare_adam_speed` alternates short runs of the helper and of the textbook loop
 # (`model(X)`, `backward()`, `torch.optim.Adam`, same float32 precision) and keeps the best of
 # each.
 
 # %%
-fast, slow = hl.compare_adam_speed(net, data.X, data.y, steps=50 if cfg.profile != "quick" else 10)
+fast, slow = hl.train.compare_adam_speed(
+    net, data.X, data.y, steps=50 if cfg.profile != "quick" else 10
+)
 print(f"train_adam {fast:.0f} steps/s ({1e3 / fast:.1f} ms/step); textbook {slow:.0f} steps/s")
 
 # %% [markdown]
@@ -135,23 +138,23 @@ plt.show()
 #
 # At every checkpoint we form the exact $P\times P$ Hessian with the closed-form blocks of
 # chapter 04 (`hl.closed_form_blocks`, float64), keep a max-pooled picture of $|H|$ and the
-# numbers we need, and free the matrix (`hl.hessian_snapshot`).
+# numbers we need, and free the matrix (`ch.hessian_snapshot`).
 
 # %%
 snaps = [
-    hl.hessian_snapshot(c.model, data.X.double(), data.y, step=c.step)
+    ch.hessian_snapshot(c.model, data.X.double(), data.y, step=c.step)
     for c in tqdm(run.checkpoints, desc="Hessians")
 ]
-tab = hl.snapshot_table(snaps)
+tab = ch.snapshot_table(snaps)
 layout = net.layout()
 Pw = cfg.m * cfg.d  # where V starts
 assert np.allclose(tab["loss"], [c.loss for c in run.checkpoints], rtol=1e-10)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H|$ at 0, 1, 25, 50 and 100 % of the training run. The white lines separate the $W$ and $V$ parameters: top-left $H_{ww}$ (m neuron blocks of size d), bottom-right $H_{vv}$ (C class blocks of size m), off-diagonal $H_{wv}$. Each panel saturates at 1/100 of its own maximum and is max-pooled to screen resolution.", "name": "fig-03-snapshots"}}
-shown = [s for s in snaps if s.step in hl.checkpoint_steps(cfg.steps)]
+shown = [s for s in snaps if s.step in hl.train.checkpoint_steps(cfg.steps)]
 fig, axes = plt.subplots(1, len(shown), figsize=(3.0 * len(shown), 3.3))
 for ax, s in zip(axes, shown):
-    hl.plot_snapshot(
+    hl.plot.snapshot(
         s,
         ax=ax,
         boundary=Pw,
@@ -168,10 +171,10 @@ plt.show()
 # neuron blocks of $H_{ww}$ stay the brightest structure throughout.
 
 # %% tags=["hide-input"]
-gif = hl.snapshot_gif(snaps, boundary=Pw, total_steps=cfg.steps, size=4.2, dpi=80)
+gif = hl.plot.snapshot_gif(snaps, boundary=Pw, total_steps=cfg.steps, size=4.2, dpi=80)
 glue("ch03_num_frames", len(snaps), display=False)
 glue("ch03_gif_kb", len(gif) / 1024, display=False)
-display(hl.gif_html(gif, alt="Evolution of |H| along training", width=420))
+display(hl.plot.gif_html(gif, alt="Evolution of |H| along training", width=420))
 
 # %% [markdown]
 # (The animation is an inline GIF of {glue:text}`ch03_gif_kb:.0f` kB, so the page plays it
@@ -195,7 +198,7 @@ display(hl.gif_html(gif, alt="Evolution of |H| along training", width=420))
 # curvature of the softmax and carries a factor $p_{nc}\approx 1/C$ at initialisation. So at
 # initialisation $H_{wv}$ is close to *one column per block*, the same column $k$ in every block
 # of the $k$-th row of blocks — the stripes of the talk. `hl.hwv_decomposition` returns the two
-# terms; `hl.hessian_snapshot` records their Frobenius norms and the share of $\|H_{wv}\|_F^2$
+# terms; `ch.hessian_snapshot` records their Frobenius norms and the share of $\|H_{wv}\|_F^2$
 # sitting in the "own" columns.
 
 # %%
@@ -264,8 +267,8 @@ res_drop = 1 - last.hwv.residual / first.hwv.residual
 glue("ch03_res_drop", res_drop, display=False)
 glue("ch03_share_init", float(share[0]), display=False)
 glue("ch03_share_final", float(share[-1]), display=False)
-glue("ch03_corr_res_loss", hl.log_correlation(tab["residual"], tab["loss"]), display=False)
-glue("ch03_corr_share_loss", hl.log_correlation(share, tab["loss"]), display=False)
+glue("ch03_corr_res_loss", ch.log_correlation(tab["residual"], tab["loss"]), display=False)
+glue("ch03_corr_share_loss", ch.log_correlation(share, tab["loss"]), display=False)
 glue("ch03_py_final", math.exp(-last.loss), display=False)
 glue("ch03_norm_vv_growth", last.norm_vv / first.norm_vv, display=False)
 glue("ch03_norm_ww_growth", last.norm_ww / first.norm_ww, display=False)
@@ -337,7 +340,7 @@ assert tab["ratio_ww"].max() < 0.5 and tab["ratio_vv"].max() < 0.5
 # pattern off the computation graph — a block per neuron, weak links elsewhere — and check it on
 # a 4-layer network ($d = C = $ width $= 50$, $N = 500$, random labels, CE, Adam). "4-layer"
 # counts weight matrices, as "2-layer" does for $V\sigma(Wx)$: three hidden layers,
-# $P = 4\cdot 50^2 = 10\,000$ parameters. `hl.deep_hessian` computes its exact Hessian from
+# $P = 4\cdot 50^2 = 10\,000$ parameters. `hl.nets.deep_hessian` computes its exact Hessian from
 # block formulas, several times faster than $P$ Hessian-vector products (tested against
 # `torch.func.hessian`):
 #
@@ -356,14 +359,14 @@ assert tab["ratio_ww"].max() < 0.5 and tab["ratio_vv"].max() < 0.5
 # %%
 dd, T = cfg.deep_width, cfg.deep_steps
 deep_data = hl.gaussian_data(cfg.deep_N, dd, dd, seed=seed + 2, device=device)
-deep = hl.deep_net(dd, dd, dd, depth=4, seed=seed + 3, device=device)
+deep = hl.nets.deep_net(dd, dd, dd, depth=4, seed=seed + 3, device=device)
 deep_adam = dict(steps=T, lr=cfg.deep_lr, checkpoints=[0, T // 10, T])
 deep_run = hl.train_adam(deep, deep_data.X, deep_data.y, desc="Adam, 4-layer net", **deep_adam)
 
 # %%
 deep_snaps = []
 for c in tqdm(deep_run.checkpoints, desc="Hessians"):
-    s = hl.deep_snapshot(c.model, deep_data.X.double(), deep_data.y, step=c.step)
+    s = ch.deep_snapshot(c.model, deep_data.X.double(), deep_data.y, step=c.step)
     deep_snaps.append(s)
     print(
         f"step {s.step:>5}: loss {s.loss:.2e}, residual part {s.residual_share:.3f} of |H|_F, "
@@ -375,7 +378,7 @@ assert deep_snaps[-1].residual_share < 0.5 * deep_snaps[0].residual_share
 fig, axes = plt.subplots(1, len(deep_snaps), figsize=(3.4 * len(deep_snaps), 3.6))
 for ax, s in zip(axes, deep_snaps):
     title = f"step {s.step} ({100 * s.step / T:g} %), loss {s.loss:.2g}"
-    hl.plot_deep_snapshot(s, ax=ax, clip=1 / 10, title=title)
+    hl.plot.deep_snapshot(s, ax=ax, clip=1 / 10, title=title)
 plt.tight_layout()
 plt.show()
 
@@ -432,7 +435,7 @@ glue("ch03_deep_ratio_w4_final", d1.neuron_ratios[3], display=False)
 
 # %% tags=["hide-input"]
 kw = dict(steps=cfg.ex_steps, lr=0.01, loss="mse")
-mse = hl.hwv_norms_along(net, data.X, data.y, **kw)  # [(step, loss, HwvNorms)] at start and end
+mse = ch.hwv_norms_along(net, data.X, data.y, **kw)  # [(step, loss, HwvNorms)] at start and end
 for step, loss_value, n in mse:
     print(f"MSE, step {step}: loss {loss_value:.3f}, residual {n.residual:.3f}, rest {n.rest:.3f}")
 assert mse[1][2].residual < mse[0][2].residual and mse[1][2].rest < mse[0][2].rest
@@ -451,7 +454,7 @@ assert mse[1][2].residual < mse[0][2].residual and mse[1][2].rest < mse[0][2].re
 # %% tags=["hide-input"]
 teacher = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=seed + 7, device=device)
 y_teacher = teacher(data.X).argmax(dim=1)
-learn = hl.hwv_norms_along(net, data.X, y_teacher, steps=cfg.ex_steps, lr=cfg.lr)
+learn = ch.hwv_norms_along(net, data.X, y_teacher, steps=cfg.ex_steps, lr=cfg.lr)
 for step, loss_value, n in learn:
     print(
         f"teacher, step {step}: loss {loss_value:.3f}, residual {n.residual:.3f}, rest {n.rest:.3f}"
@@ -467,14 +470,14 @@ assert fade_teacher > res_drop
 #    $\|R\|_F$.
 #
 # :::{dropdown} Solution
-# `hl.residual_columns` returns $R$ as an $(m, d, C)$ array; both identities hold to rounding
+# `ch.residual_columns` returns $R$ as an $(m, d, C)$ array; both identities hold to rounding
 # error, and at the end of training the gradient is much smaller than the residual term.
 # :::
 
 # %% tags=["hide-input"]
 fin = run.checkpoints[-1].model
 X64, W, V = data.X.double(), fin.W.detach(), fin.V.detach()
-R = hl.residual_columns(X64, data.y, W, V)  # (m, d, C)
+R = ch.residual_columns(X64, data.y, W, V)  # (m, d, C)
 f, theta = hl.flat_loss(fin, X64, data.y, "ce")
 g = torch.func.grad(f)(theta)
 gW, gV = g[:Pw].view_as(W), g[Pw:].view_as(V)

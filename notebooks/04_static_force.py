@@ -54,6 +54,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 import hesslib as hl
+from hesslib.chapters import static_force as ch
 from hesslib import rmt
 
 COMMON = {"m": 8, "c_fit_min": 32, "heat_Cs": [10, 100, 1000], "init": "lecun"}
@@ -231,7 +232,7 @@ glue("ch04_C_max", int(max(cfg.Cs)), display=False)
 glue("ch04_num_seeds", cfg.num_seeds, display=False)
 seeds = range(seed, seed + cfg.num_seeds)
 t_sweep = time.perf_counter()
-sweep = hl.class_sweep(cfg.Cs, seeds, N=cfg.N, d=cfg.d, m=cfg.m, init=cfg.init, device=device)
+sweep = ch.class_sweep(cfg.Cs, seeds, N=cfg.N, d=cfg.d, m=cfg.m, init=cfg.init, device=device)
 sweep_s = time.perf_counter() - t_sweep
 assert np.all(sweep.measured["case2_vv"][0] > 0.999)  # C = 2: p_1(1-p_1) = p_1 p_2 exactly
 
@@ -239,11 +240,11 @@ assert np.all(sweep.measured["case2_vv"][0] > 0.999)  # C = 2: p_1(1-p_1) = p_1 
 Cs = sweep.Cs.astype(float)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for key, label, color in (("case2_vv", "case 2", "tab:blue"), ("case4_vv", "case 4", "tab:orange")):
-    hl.draw_sweep(sweep, key, ax=axes[0], label=label, color=color)
+    hl.plot.sweep(sweep, key, ax=axes[0], label=label, color=color)
 for key, label, color in (("case3_ww", "case 3", "tab:green"), ("case4_ww", "case 4", "tab:red")):
-    hl.draw_sweep(sweep, key, ax=axes[1], label=label, color=color)
-axes[0].plot(Cs, hl.intuition_ratio(Cs, block="vv"), "k:", label="talk: $1/(C-1)$")
-axes[1].plot(Cs, hl.intuition_ratio(Cs, block="ww"), "k:", label="talk: $C^{-1/2}$")
+    hl.plot.sweep(sweep, key, ax=axes[1], label=label, color=color)
+axes[0].plot(Cs, ch.intuition_ratio(Cs, block="vv"), "k:", label="talk: $1/(C-1)$")
+axes[1].plot(Cs, ch.intuition_ratio(Cs, block="ww"), "k:", label="talk: $C^{-1/2}$")
 for ax, name in zip(axes, ("class blocks of $H_{vv}$ (CE)", "neuron blocks of $H_{ww}$")):
     ax.set_ylabel(f"RMS ratio, {name}")
     ax.legend(fontsize=7)
@@ -259,16 +260,16 @@ plt.show()
 
 # %%
 glue("ch04_c_fit_min", cfg.c_fit_min, display=False)
-fits = {k: hl.fit_slope(Cs, sweep.measured[k], c_min=cfg.c_fit_min) for k in hl.SWEEP_KEYS}
-fits_pred = {k: hl.fit_slope(Cs, sweep.predicted[k], c_min=cfg.c_fit_min) for k in hl.SWEEP_KEYS}
-for k in hl.SWEEP_KEYS:
+fits = {k: hl.fit_slope(Cs, sweep.measured[k], c_min=cfg.c_fit_min) for k in ch.SWEEP_KEYS}
+fits_pred = {k: hl.fit_slope(Cs, sweep.predicted[k], c_min=cfg.c_fit_min) for k in ch.SWEEP_KEYS}
+for k in ch.SWEEP_KEYS:
     f, fp = fits[k], fits_pred[k]
     print(f"{k}: measured {f.slope:.3f} [{f.low:.3f}, {f.high:.3f}], predicted {fp.slope:.3f}")
 assert all(-1.15 < fits[k].slope < -0.85 for k in ("case2_vv", "case4_vv"))
 assert all(-0.75 < fits[k].slope < -0.3 for k in ("case3_ww", "case4_ww"))
 
 # %%
-for k in hl.SWEEP_KEYS:
+for k in ch.SWEEP_KEYS:
     for name, fit in (("slope", fits[k]), ("pslope", fits_pred[k])):
         for attr in ("slope", "low", "high"):
             glue(f"ch04_{name}_{k}_{attr}", getattr(fit, attr), display=False)
@@ -295,9 +296,9 @@ glue("ch04_slope_dev_max", max(abs(fits[k].slope - RATE[k]) for k in RATE), disp
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The same ratios multiplied by the predicted power of $C$: $C\\,r$ for class blocks (left) and $\\sqrt C\\,r$ for neuron blocks (right). A flat curve is a clean power law. Dashed: second-moment prediction; dotted: the talk's intuition in the same units; grey line: the large-$C$ constant of case 2, $\\sqrt{(\\gamma e^2+1)/(\\gamma e+1)}$.", "name": "fig-04-compensated"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 for key, label, color in (("case2_vv", "case 2", "tab:blue"), ("case4_vv", "case 4", "tab:orange")):
-    hl.draw_sweep(sweep, key, ax=axes[0], label=label, color=color, compensate=1.0)
+    hl.plot.sweep(sweep, key, ax=axes[0], label=label, color=color, compensate=1.0)
 for key, label, color in (("case3_ww", "case 3", "tab:green"), ("case4_ww", "case 4", "tab:red")):
-    hl.draw_sweep(sweep, key, ax=axes[1], label=label, color=color, compensate=0.5)
+    hl.plot.sweep(sweep, key, ax=axes[1], label=label, color=color, compensate=0.5)
 gamma = cfg.d / cfg.N
 limit = np.sqrt((gamma * np.e**2 + 1) / (gamma * np.e + 1))
 axes[0].axhline(limit, color="grey", lw=0.8, label="case 2, large-$C$ limit")
@@ -314,7 +315,7 @@ plt.show()
 # ### Where measurement and prediction disagree, and by how much
 
 # %%
-err = {key: sweep.relative_error(key) for key in hl.SWEEP_KEYS}
+err = {key: sweep.relative_error(key) for key in ch.SWEEP_KEYS}
 for key, e in err.items():
     glue(f"ch04_relerr_max_{key}", float(np.abs(e).max()), display=False)
     glue(f"ch04_relerr_last_{key}", float(-e[-1]), display=False)
@@ -457,7 +458,7 @@ plt.show()
 #
 # To see the three in one picture we compute full Hessians of a small one-hidden-layer net
 # ($m = 4$) and normalise every block by the diagonal blocks it links,
-# $\rho_{ij} = \|H_{ij}\|_F / \sqrt{\|H_{ii}\|_F\|H_{jj}\|_F}$ (`hl.coupling_matrix`), so that
+# $\rho_{ij} = \|H_{ij}\|_F / \sqrt{\|H_{ii}\|_F\|H_{jj}\|_F}$ (`ch.coupling_matrix`), so that
 # neuron blocks (size $d$) and class blocks (size $m$) can share one colour scale. Four
 # states: MSE with $C = 4$; CE with $C = 4$; CE with $C =$ {glue:text}`ch04_lvl_C`; and the
 # last net after {glue:text}`ch04_lvl_steps` full-batch Adam steps (`hl.train_adam`, the
@@ -484,7 +485,7 @@ states = {
 levels = {}
 for name, (net, dat, loss) in states.items():
     H = hl.closed_form_hessian(net, dat.X, dat.y, loss=loss)
-    s = levels[name] = hl.coupling_summary(H, net.layout())
+    s = levels[name] = ch.coupling_summary(H, net.layout())
     print(f"{name:>24}: RMS coupling ww {s.ww:.3f}, vv {s.vv:.4f}, wv {s.wv:.3f}")
 
 # %%
@@ -503,7 +504,7 @@ assert l2.ww < l3.ww < l0.ww and l2.vv < l3.vv < l0.vv  # training raises them, 
 labels = [f"$w_{k + 1}$" for k in range(m_lvl)] + [f"$v_{c + 1}$" for c in range(K_lvl)]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
 for ax, (name, s) in zip(axes, levels.items()):
-    im = hl.draw_coupling_map(
+    im = hl.plot.coupling_map(
         s.rho[: m_lvl + K_lvl, : m_lvl + K_lvl], ax=ax, labels=labels, split=m_lvl, title=name
     )
 fig.colorbar(im, ax=axes, fraction=0.015, pad=0.02, label="$\\rho_{ij}$")

@@ -53,6 +53,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 import hesslib as hl
+from hesslib.chapters import random_matrices as ch
 
 PROFILES = {
     "quick": {"wig_n": 200, "wigner_samples": 4, "mp_d": 100, "blk_N": 400, "blk_d": 100,
@@ -109,13 +110,13 @@ t_start, cpu_start = time.perf_counter(), time.process_time()
 # A Wigner matrix $W = (G+G^\top)/\sqrt{2n}$ with i.i.d. standard Gaussian $G$ has off-diagonal
 # entries of variance $1/n$; its spectrum converges to the semicircle law
 # $\rho(x) = \frac1{2\pi}\sqrt{(4-x^2)_+}$ {cite}`wigner1955characteristic`.
-# `hl.wigner_eigenvalues` draws the matrices and diagonalises them:
+# `hl.rmt.wigner_eigenvalues` draws the matrices and diagonalises them:
 
 # %%
-wig = hl.wigner_eigenvalues(cfg.wig_n, num_samples=cfg.wigner_samples, seed=seed)
+wig = hl.rmt.wigner_eigenvalues(cfg.wig_n, num_samples=cfg.wigner_samples, seed=seed)
 grid_sc = torch.linspace(-2.2, 2.2, 441, dtype=torch.float64)
 rho_sc = hl.semicircle_density(grid_sc)
-ks_sc = hl.ks_distance(wig, grid_sc, rho_sc)
+ks_sc = hl.rmt.ks_distance(wig, grid_sc, rho_sc)
 m2_sc = float((wig**2).mean())  # E tr W^2 / n = 1 + 1/n
 print(f"{wig.numel()} eigenvalues, KS distance {ks_sc:.4f}, second moment {m2_sc:.4f}")
 assert ks_sc < 0.02 and abs(m2_sc - 1 - 1 / cfg.wig_n) < 0.01
@@ -126,7 +127,7 @@ glue("ch05_wig_samples", cfg.wigner_samples, display=False)
 glue("ch05_ks_sc", ks_sc, display=False)
 glue("ch05_m2_sc", m2_sc, display=False)
 fig, ax = plt.subplots(figsize=(6, 3.4))
-hl.draw_spectrum(ax, wig, grid=grid_sc, density=rho_sc, bins=90, curve_label="semicircle")
+hl.plot.spectrum_histogram(ax, wig, grid=grid_sc, density=rho_sc, bins=90, curve_label="semicircle")
 ax.legend(fontsize=8)
 plt.show()
 
@@ -152,9 +153,9 @@ plt.show()
 mp = {}
 for gamma in (0.25, 2.0):
     d = cfg.mp_d if gamma < 1 else 2 * cfg.mp_d
-    eigs = hl.sample_covariance_eigenvalues(d, round(d / gamma), num_samples=5, seed=seed + 1)
+    eigs = hl.rmt.sample_covariance_eigenvalues(d, round(d / gamma), num_samples=5, seed=seed + 1)
     zero = float((eigs.abs() < 1e-9 * eigs.max()).double().mean())  # numerically zero
-    mp[gamma] = (eigs, zero, hl.marchenko_pastur_atom(gamma))
+    mp[gamma] = (eigs, zero, hl.rmt.marchenko_pastur_atom(gamma))
     print(f"gamma = {gamma}: fraction of zero eigenvalues {zero:.4f}, MP atom {mp[gamma][2]:.4f}")
 assert mp[2.0][1] == mp[2.0][2] == 0.5 and mp[0.25][1] == 0.0
 
@@ -162,7 +163,7 @@ assert mp[2.0][1] == mp[2.0][2] == 0.5 and mp[0.25][1] == 0.0
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 for ax, (gamma, (eigs, zero, atom)) in zip(axes, mp.items()):
     grid = torch.linspace(0, 1.05 * (1 + gamma**0.5) ** 2, 500, dtype=torch.float64)
-    hl.draw_spectrum(ax, eigs, grid=grid, density=hl.marchenko_pastur_density(grid, ratio=gamma),
+    hl.plot.spectrum_histogram(ax, eigs, grid=grid, density=hl.marchenko_pastur_density(grid, ratio=gamma),
                      atom_tol=1e-9 * float(eigs.max()), bins=70,
                      curve_label=f"MP, $\\gamma$ = {gamma:g}")  # fmt: skip
     ax.legend(fontsize=8, loc="upper right")
@@ -190,10 +191,10 @@ plt.show()
 # %%
 d_g, N_g = cfg.mp_d, 4 * cfg.mp_d
 lam_two = torch.tensor([1.0, 4.0], dtype=torch.float64)[torch.arange(N_g) % 2]  # (N,)
-eigs_g = hl.sample_covariance_eigenvalues(d_g, N_g, lam=lam_two, num_samples=5, seed=seed + 2)
+eigs_g = hl.rmt.sample_covariance_eigenvalues(d_g, N_g, lam=lam_two, num_samples=5, seed=seed + 2)
 grid_g = torch.linspace(0, 1.1 * float(eigs_g.max()), 600, dtype=torch.float64)
 law_g = hl.gmp_density(grid_g, lam_two, gamma=0.25)
-ks_g = hl.ks_distance(eigs_g, grid_g, law_g.density)
+ks_g = hl.rmt.ks_distance(eigs_g, grid_g, law_g.density)
 m2_g, m2_g_pred = float((eigs_g**2).mean()), hl.second_moment_prediction(lam_two, gamma=0.25)
 print(f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[l^2] + (E l)^2 = {m2_g_pred}")
 assert ks_g < 0.03 and abs(m2_g / m2_g_pred - 1) < 0.02
@@ -203,7 +204,9 @@ glue("ch05_ks_gmp", ks_g, display=False)
 glue("ch05_m2_gmp", m2_g, display=False)
 glue("ch05_m2_gmp_pred", m2_g_pred, display=False)
 fig, ax = plt.subplots(figsize=(6, 3.4))
-hl.draw_spectrum(ax, eigs_g, grid=grid_g, density=law_g.density, bins=80, curve_label="GMP")
+hl.plot.spectrum_histogram(
+    ax, eigs_g, grid=grid_g, density=law_g.density, bins=80, curve_label="GMP"
+)
 mean_lam = float(lam_two.mean())
 ax.plot(grid_g, hl.marchenko_pastur_density(grid_g, ratio=0.25, sigma2=mean_lam), "k--", lw=1,
         label=f"MP, $\\sigma^2$ = {mean_lam:g}")  # fmt: skip
@@ -234,7 +237,7 @@ plt.show()
 #   \tilde p_n = \operatorname{softmax}(V\tilde x_n),$$
 #
 # where $\tilde X$ is an independent copy of $X$: to $\tilde H_{ii}$ the generalised MP theorem
-# applies. `hl.diagonal_block(X, V, i, decouple_with=X_tilde)` builds it (the same keyword as
+# applies. `hl.rmt.diagonal_block(X, V, i, decouple_with=X_tilde)` builds it (the same keyword as
 # chapter 04's `hl.block_ratios_at_init`). Both spectra against the GMP law, with the law of
 # $\lambda$ taken from the same model on fresh inputs:
 
@@ -242,11 +245,11 @@ plt.show()
 glue("ch05_C", cfg.C, display=False)
 glue("ch05_blk_N", cfg.blk_N, display=False)
 glue("ch05_blk_d", cfg.blk_d, display=False)
-blk = hl.block_spectra(cfg.blk_N, cfg.blk_d, cfg.C, num_samples=cfg.blk_samples, seed=seed + 3,
+blk = hl.rmt.block_spectra(cfg.blk_N, cfg.blk_d, cfg.C, num_samples=cfg.blk_samples, seed=seed + 3,
                        device=device)  # fmt: skip
 grid_b = torch.linspace(0, 1.15 * float(blk.coupled.max()), 500, dtype=torch.float64)
-law_b = hl.gmp_density(grid_b, hl.lambda_quantiles(blk.lam), gamma=blk.gamma)
-ks_b = {name: hl.ks_distance(e, grid_b, law_b.density)
+law_b = hl.gmp_density(grid_b, hl.rmt.lambda_quantiles(blk.lam), gamma=blk.gamma)
+ks_b = {name: hl.rmt.ks_distance(e, grid_b, law_b.density)
         for name, e in (("coupled", blk.coupled), ("decoupled", blk.decoupled))}  # fmt: skip
 print({k: round(v, 4) for k, v in ks_b.items()})
 assert max(ks_b.values()) < 0.05
@@ -254,7 +257,7 @@ assert max(ks_b.values()) < 0.05
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectrum of the diagonal CE block $H_{11}$ of a linear model at initialisation (left; weights computed from the data themselves) and of the decoupled block $\\tilde H_{11}$ (right; weights from an independent copy), both against the generalised MP density for the law of $\\lambda = p_1(1-p_1)$ (red). Sizes in the text.", "name": "fig-05-blocks"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 for ax, (name, e) in zip(axes, (("$H_{11}$", blk.coupled), ("$\\tilde H_{11}$", blk.decoupled))):
-    hl.draw_spectrum(ax, e, grid=grid_b, density=law_b.density, bins=70,
+    hl.plot.spectrum_histogram(ax, e, grid=grid_b, density=law_b.density, bins=70,
                      label=f"eigenvalues of {name}", curve_label="GMP")  # fmt: skip
     ax.legend(fontsize=8)
 plt.tight_layout()
@@ -304,7 +307,7 @@ assert max(abs(v) for v in err_b.values()) < 0.05
 # %%
 ts = np.linspace(0, 1, 6)
 zeta = [0.5 + 0.5j, 1 + 0.5j, 2 + 0.5j]
-curve = hl.stieltjes_along_t(cfg.t_N, cfg.t_N // 4, cfg.C, ts=ts, zeta=zeta,
+curve = hl.rmt.stieltjes_along_t(cfg.t_N, cfg.t_N // 4, cfg.C, ts=ts, zeta=zeta,
                              num_samples=cfg.t_samples, seed=seed + 4, device=device)  # fmt: skip
 drift = (curve.mean - curve.mean[-1]).abs().max(0).values  # (Z,) largest change along t
 off_gmp = (curve.mean - curve.gmp).abs().max(0).values / curve.gmp.abs()  # (Z,)
@@ -362,14 +365,14 @@ plt.show()
 # $H' = \frac1N\sum_n\lambda(Vx_n)\,x_n'x_n'^\top$. The pair $(\lambda(Vx_n), x_n')$ has the
 # same law as $(\lambda(V\tilde x_n), x_n)$, so $H'$ has the law of $\tilde H$ and
 # $\mathbb E s_{H'} = \mathbb E s_{\tilde H}$ exactly; but $H - H'$ has rank at most $2C$
-# (exercise 3), so $s_H - s_{H'}$ is small in *every* draw. `hl.decoupling_gap` records both
+# (exercise 3), so $s_H - s_{H'}$ is small in *every* draw. `hl.rmt.decoupling_gap` records both
 # differences at $\zeta = 1 + i$:
 
 # %%
 glue("ch05_gap_Nmin", cfg.Ns[0], display=False)
 glue("ch05_gap_Nmax", cfg.Ns[-1], display=False)
 t_gap = time.perf_counter()
-gap = hl.decoupling_gap(cfg.Ns, gamma=0.25, C=cfg.C, zeta=[1 + 1j], num_samples=cfg.gap_samples,
+gap = hl.rmt.decoupling_gap(cfg.Ns, gamma=0.25, C=cfg.C, zeta=[1 + 1j], num_samples=cfg.gap_samples,
                         seed=seed + 5, device=device, progress=True)  # fmt: skip
 glue("ch05_gap_s", time.perf_counter() - t_gap, display=False)
 delta, delta_se = (v[:, 0] for v in gap.gap("swap"))  # |E s_H - E s_H~| and its SE
@@ -380,8 +383,8 @@ print(pd.DataFrame({"N": gap.Ns, "|delta_N|": delta, "SE (coupled)": delta_se,
 assert float(gap.bound_ratio.max()) <= 1.0  # rank bound of exercise 3, draw by draw
 
 # %%
-fit_gap = hl.loglog_fit(gap.Ns, delta, delta_se)
-fit_rms = hl.loglog_fit(gap.Ns, rms, rms_se)
+fit_gap = hl.core.loglog_fit(gap.Ns, delta, delta_se)
+fit_rms = hl.core.loglog_fit(gap.Ns, rms, rms_se)
 for name, fit in (("gap", fit_gap), ("rms", fit_rms)):
     for attr in ("slope", "low", "high"):
         glue(f"ch05_slope_{name}_{attr}", getattr(fit, attr), display=False)
@@ -434,7 +437,7 @@ plt.show()
 # With decoupling in hand, each block of chapter 04 is a generalised-MP matrix, and its
 # squared Frobenius norm per dimension is predicted by the second moment
 # $\gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2$ (for the $m$-dimensional ReLU features of
-# the output layer, the non-isotropic version of chapter 04). `hl.second_moment_cases` runs the
+# the output layer, the non-isotropic version of chapter 04). `ch.second_moment_cases` runs the
 # four cases through chapter 04's functions (`hl.block_ratios_at_init` for the measurement and
 # the decoupled measurement, `hl.predicted_block_ratios` for the prediction) and averages over
 # draws. Columns: mean $\frac1k\|H_{bb}\|_F^2$ over diagonal blocks and
@@ -442,7 +445,7 @@ plt.show()
 # predicted, and the RMS block ratio:
 
 # %%
-rows = hl.second_moment_cases(cfg.mom_Cs, N=cfg.mom_N, d=cfg.mom_d, num_draws=cfg.mom_draws,
+rows = ch.second_moment_cases(cfg.mom_Cs, N=cfg.mom_N, d=cfg.mom_d, num_draws=cfg.mom_draws,
                               seed=seed + 6, device=device)  # fmt: skip
 table = pd.DataFrame(
     [{"case": r.case, "layer": r.layer, "C": r.C, "diag meas.": r.diag[0], "diag decoup.": r.diag[1],
@@ -505,11 +508,11 @@ assert all(abs(rel[k][0]) < tol for k in good) and abs(r4.ratio[1] / r4.ratio[2]
 # %%
 data = hl.gaussian_data(cfg.slq_N, cfg.slq_d, cfg.slq_C, seed=seed + 7, device=device)
 net = hl.linear_net(cfg.slq_d, cfg.slq_C, seed=seed + 8, device=device)
-lam1 = hl.ce_diagonal_weights(data.X, net.V.detach())[:, 0]  # (N,)
+lam1 = hl.rmt.ce_diagonal_weights(data.X, net.V.detach())[:, 0]  # (N,)
 matvec = lambda Q: data.X.T @ (lam1[:, None] * (data.X @ Q)) / cfg.slq_N  # noqa: E731  (d, k)
 spec = hl.slq(matvec, cfg.slq_d, num_steps=cfg.slq_steps, num_probes=cfg.slq_probes,
               seed=seed, device=device)  # fmt: skip
-exact = torch.linalg.eigvalsh(hl.weighted_gram(data.X, lam1)).cpu()
+exact = torch.linalg.eigvalsh(hl.rmt.weighted_gram(data.X, lam1)).cpu()
 blurred = hl.slq_density((exact[None], torch.full((1, cfg.slq_d), 1 / cfg.slq_d)),
                          grid=spec.grid, sigma=spec.sigma)  # fmt: skip
 js_slq = float(hl.js_distance(spec.density, blurred.density, spec.grid))
@@ -528,7 +531,7 @@ glue("ch05_slq_probes", cfg.slq_probes, display=False)
 glue("ch05_slq_d", cfg.slq_d, display=False)
 glue("ch05_slq_m2err", abs(m2["SLQ"] / m2["exact"] - 1), display=False)
 law_s = hl.gmp_density(
-    spec.grid.clamp(min=0), hl.lambda_quantiles(lam1), gamma=cfg.slq_d / cfg.slq_N
+    spec.grid.clamp(min=0), hl.rmt.lambda_quantiles(lam1), gamma=cfg.slq_d / cfg.slq_N
 )
 fig, ax = plt.subplots(figsize=(6.2, 3.6))
 band = 2 * spec.density_sem
@@ -628,8 +631,10 @@ assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
 # %% tags=["hide-input"]
 X, X_tilde = (hl.gaussian_data(300, 60, 2, seed=seed + s, device=device).X for s in (9, 10))
 V5 = hl.linear_net(60, 5, seed=seed + 11, device=device).V.detach()
-lam_X = hl.ce_diagonal_weights(X, V5)[:, 0]
-diff = hl.weighted_gram(X, lam_X) - hl.weighted_gram(hl.swap_projection(X, X_tilde, V5), lam_X)
+lam_X = hl.rmt.ce_diagonal_weights(X, V5)[:, 0]
+diff = hl.rmt.weighted_gram(X, lam_X) - hl.rmt.weighted_gram(
+    hl.rmt.swap_projection(X, X_tilde, V5), lam_X
+)
 rank = int(torch.linalg.matrix_rank(diff))
 print(f"rank(H - H') = {rank} for C = 5, d = 60")
 assert rank <= 10

@@ -58,6 +58,7 @@ from myst_nb import glue
 from tqdm.auto import tqdm
 
 import hesslib as hl
+from hesslib.chapters import llm_implications as ch
 
 # fmt: off
 PROFILES = {
@@ -92,7 +93,9 @@ cfg = hl.resolve_profile(
 # the GPT and CNN of section 2 (and the Lanczos settings of every SLQ here): one table shared
 # with `python -m hesslib.cli slq`, so that its spectra files are of exactly these models
 slq = {
-    model: hl.spectra_settings(model, profile, steps=slq_steps, probes=slq_probes, verbose=True)
+    model: hl.nets.spectra_settings(
+        model, profile, steps=slq_steps, probes=slq_probes, verbose=True
+    )
     for model in ("gpt", "cnn")
 }
 device = hl.default_device()
@@ -106,11 +109,11 @@ t_start = time.perf_counter()
 #
 # The model is the kind {cite}`zhang2024transformers` use to show a near-block-diagonal
 # transformer Hessian: a decoder-only transformer with context length 2, embedding width 4, two attention heads, MLP width 4, no LayerNorm and
-# no biases, with 1–4 layers (`hl.gpt`). Its parameters, in order, are the token and position
+# no biases, with 1–4 layers (`hl.nets.gpt`). Its parameters, in order, are the token and position
 # embeddings, then per layer the query, key, value and output-projection matrices $Q, K, V, O$
 # (stored head by head) and the two MLP matrices, and last the LM head. The data are next-token
 # windows of a real text that ships with Python: the Zen of Python (the standard-library module
-# `this` keeps it ROT13-encoded; `hl.zen_text` decodes it), lowercased, with its 15 most
+# `this` keeps it ROT13-encoded; `hl.nets.zen_text` decodes it), lowercased, with its 15 most
 # frequent characters as tokens and one token for all others.
 #
 # The Hessian comes from hesslib's general path — batched Hessian-vector products through
@@ -118,13 +121,16 @@ t_start = time.perf_counter()
 # check that it is symmetric, which nothing in the computation enforces.
 
 # %%
-tokens, alphabet = hl.char_tokens(hl.zen_text(), vocab_size=16)
-tiny_data = hl.token_windows(
+tokens, alphabet = hl.nets.char_tokens(hl.nets.zen_text(), vocab_size=16)
+tiny_data = hl.nets.token_windows(
     tokens, 2, num=cfg.tiny_windows, vocab_size=16, device=device, name="Zen of Python"
 )
-tiny = hl.gpt(16, num_layers=cfg.tiny_layers, seed=seed, device=device)
+tiny = hl.nets.gpt(16, num_layers=cfg.tiny_layers, seed=seed, device=device)
 f_tiny, theta0 = hl.flat_loss(tiny, tiny_data.X, tiny_data.y, "ce")
-layouts = {"module": hl.gpt_layout(tiny, by="module"), "head": hl.gpt_layout(tiny, by="head")}
+layouts = {
+    "module": hl.nets.gpt_layout(tiny, by="module"),
+    "head": hl.nets.gpt_layout(tiny, by="head"),
+}
 H0 = hl.full_hessian(f_tiny, theta0)
 asym = float((H0 - H0.T).abs().max() / H0.abs().max())
 print(f"P = {theta0.numel()}, {tiny_data.name}; max|H - Hᵀ| / max|H| = {asym:.1e}")
@@ -132,17 +138,19 @@ assert asym < 1e-10
 
 # %% [markdown]
 # To see whether training changes the picture, we also train the model with full-batch Adam
-# (`hl.adam_flat`, bias-corrected, $\beta = (0.9, 0.999)$) and form the Hessian again.
+# (`hl.train.adam_flat`, bias-corrected, $\beta = (0.9, 0.999)$) and form the Hessian again.
 
 # %%
-loss_adam, theta_T, state_adam = hl.adam_flat(f_tiny, theta0, lr=cfg.tiny_lr, steps=cfg.tiny_steps)
+loss_adam, theta_T, state_adam = hl.train.adam_flat(
+    f_tiny, theta0, lr=cfg.tiny_lr, steps=cfg.tiny_steps
+)
 HT = hl.full_hessian(f_tiny, theta_T)
 mass = {
     (when, by): hl.diag_mass_fraction(H, lay)
     for when, H in (("init", H0), ("trained", HT))
     for by, lay in layouts.items()
 }
-null = {by: hl.null_diag_mass(lay) for by, lay in layouts.items()}
+null = {by: ch.null_diag_mass(lay) for by, lay in layouts.items()}
 for (when, by), m in mass.items():
     print(
         f"{when:>7}, blocks by {by:6}: diagonal mass {m:.3f}  (equal-entries baseline {null[by]:.3f})"
@@ -192,7 +200,7 @@ plt.show()
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
 lay = layouts["module"]
 for ax, H, when in zip(axes, (H0, HT), ("initialisation", "after Adam")):
-    rms = hl.block_entry_rms(hl.block_norms(H, lay), lay)
+    rms = ch.block_entry_rms(hl.block_norms(H, lay), lay)
     hl.plot.block_norm_map(rms, ax=ax, labels=list(lay.names), log=True, annotate=False, title=when)
     ax.collections[0].colorbar.set_label("log10 RMS entry of the block")
 plt.tight_layout()
@@ -224,7 +232,7 @@ plt.show()
 # linear layer for the CNN.
 
 # %%
-problems = {m: hl.spectra_problem(slq[m], seed=seed, device=device) for m in ("gpt", "cnn")}
+problems = {m: hl.nets.spectra_problem(slq[m], seed=seed, device=device) for m in ("gpt", "cnn")}
 spectra_files = {"gpt": gpt_spectra_file, "cnn": cnn_spectra_file}
 spec = {}
 for m, pb in problems.items():
@@ -240,9 +248,9 @@ for m, pb in problems.items():
             chunk=slq[m].chunk_size,
         )
     else:  # computed elsewhere, e.g. on GPUs with torchrun: it must be of this very model
-        spec[m] = hl.blockwise_spectra_from_file(
+        spec[m] = hl.spectral.blockwise_spectra_from_file(
             spectra_files[m],
-            expect=hl.spectra_file_settings(slq[m], seed=seed),
+            expect=hl.nets.spectra_file_settings(slq[m], seed=seed),
             names=pb.layout.names,
         )
     print(
@@ -254,8 +262,8 @@ gpt_spec, cnn_spec = spec["gpt"], spec["cnn"]
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "SLQ densities of the diagonal Hessian blocks at initialisation, log density against a symmetric-log eigenvalue axis. Left: the GPT, one curve per parameter tensor; right: the CNN, one per layer.", "name": "fig-06-block-spectra"}}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-hl.plot_block_spectra(gpt_spec, ax=axes[0], title="GPT blocks")
-hl.plot_block_spectra(cnn_spec, ax=axes[1], title="CNN blocks")
+hl.plot.block_spectra(gpt_spec, ax=axes[0], title="GPT blocks")
+hl.plot.block_spectra(cnn_spec, ax=axes[1], title="CNN blocks")
 for ax in axes:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 plt.tight_layout()
@@ -314,8 +322,8 @@ if cfg.profile != "quick":  # the ordering claim of the paper (quick models are 
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Pairwise Jensen–Shannon distances (base 2, bounded by 1) between the blockwise spectra of the GPT (left) and of the CNN (right) at initialisation.", "name": "fig-06-js"}}
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
-hl.plot_js(gpt_spec, ax=axes[0], title=f"GPT, JS⁰ = {js0['gpt']:.3f}")
-hl.plot_js(cnn_spec, ax=axes[1], title=f"CNN, JS⁰ = {js0['cnn']:.3f}")
+hl.plot.js_heatmap(gpt_spec, ax=axes[0], title=f"GPT, JS⁰ = {js0['gpt']:.3f}")
+hl.plot.js_heatmap(cnn_spec, ax=axes[1], title=f"CNN, JS⁰ = {js0['cnn']:.3f}")
 plt.tight_layout()
 plt.show()
 
@@ -379,8 +387,12 @@ plt.show()
 
 # %%
 def measured_case(spec, names, label):
-    eigs = [hl.spectrum_quantiles(spec.spectra[spec.names.index(n)], cfg.quad_dim) for n in names]
-    return hl.block_quadratic(hl.rescale_spectra(eigs), names=names, seed=seed, name=label)
+    eigs = [
+        hl.train.spectrum_quantiles(spec.spectra[spec.names.index(n)], cfg.quad_dim) for n in names
+    ]
+    return hl.train.block_quadratic(
+        hl.train.rescale_spectra(eigs), names=names, seed=seed, name=label
+    )
 
 
 last = max(int(n[1 : n.index(".")]) for n in gpt_spec.names if n.startswith("L"))
@@ -389,8 +401,8 @@ cases = {
         gpt_spec, ["wte", f"L{last}.Q", f"L{last}.V", f"L{last}.fc_in"], "case 1: GPT blocks"
     ),
     2: measured_case(cnn_spec, ["conv1", "conv2", "conv3", "conv4"], "case 2: CNN blocks"),
-    3: hl.paper_quadratic(3, seed=seed),
-    4: hl.paper_quadratic(4, seed=seed),
+    3: hl.train.paper_quadratic(3, seed=seed),
+    4: hl.train.paper_quadratic(4, seed=seed),
 }
 for k, q in cases.items():
     print(
@@ -418,7 +430,9 @@ plt.show()
 
 # %%
 lrs = torch.logspace(-4, 0, cfg.quad_lrs).tolist()
-runs = {k: hl.compare_optimizers(q, cfg.quad_steps, lrs=lrs, seed=seed) for k, q in cases.items()}
+runs = {
+    k: hl.train.compare_optimizers(q, cfg.quad_steps, lrs=lrs, seed=seed) for k, q in cases.items()
+}
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Relative loss gap $L(w_t)/L(w_0)$ of the five optimisers on the four block-diagonal quadratics (log scale; curves stop when the loss reaches 0 in floating point). GD uses its optimal constant step, blockwise GD the optimal step per block, the Adam variants their best step on a grid.", "name": "fig-06-quadratics"}}
 fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
@@ -444,9 +458,9 @@ plt.show()
 # a run can only be faster. For speed, compare $-\ln\rho$, the number of e-folds gained per step.
 
 # %%
-rate = {k: {name: hl.measured_rate(r.gaps) for name, r in runs[k].items()} for k in cases}
+rate = {k: {name: hl.train.measured_rate(r.gaps) for name, r in runs[k].items()} for k in cases}
 pred = {
-    k: (hl.predicted_rate(q.kappa), max(hl.predicted_rate(x) for x in q.block_kappas))
+    k: (hl.train.predicted_rate(q.kappa), max(hl.train.predicted_rate(x) for x in q.block_kappas))
     for k, q in cases.items()
 }
 print("case  max κ_l  GD pred  BGD pred | measured: " + "  ".join(runs[1]))
@@ -476,7 +490,7 @@ for k, q in cases.items():
         glue(f"ch06_q{k}_rate_{key}", rate[k][name], display=False)
         glue(f"ch06_q{k}_speedup_{key}", speed[k][name] / speed[k]["GD"], display=False)
     glue(f"ch06_q{k}_max_kappa_l", max(q.block_kappas), display=False)
-glue("ch06_pred_gd", hl.predicted_rate(2000.0), display=False)
+glue("ch06_pred_gd", hl.train.predicted_rate(2000.0), display=False)
 glue("ch06_quad_steps", cfg.quad_steps, display=False)
 
 # %% [markdown]
@@ -530,18 +544,21 @@ glue("ch06_quad_steps", cfg.quad_steps, display=False)
 #
 # On the tiny transformer the partition matters. We compare Adam with two one-$v$-per-block
 # variants at the same learning rate: the blocks of section 1 (one per head of $Q, K, V, O$, one
-# per other matrix), and the partition of Adam-mini (`hl.adam_mini_blocks`): $Q$ and $K$ by
+# per other matrix), and the partition of Adam-mini (`hl.nets.adam_mini_blocks`): $Q$ and $K$ by
 # head; $V$, $O$ and the MLP matrices by output neuron; embeddings and LM head by token.
 
 # %%
-variants = {"section-1 blocks": layouts["head"], "Adam-mini partition": hl.adam_mini_blocks(tiny)}
+variants = {
+    "section-1 blocks": layouts["head"],
+    "Adam-mini partition": hl.nets.adam_mini_blocks(tiny),
+}
 curves, states = {"Adam": loss_adam}, {"Adam": state_adam}
 for name, blocks in variants.items():
-    curves[name], _, states[name] = hl.adam_flat(
+    curves[name], _, states[name] = hl.train.adam_flat(
         f_tiny, theta0, lr=cfg.tiny_lr, steps=cfg.tiny_steps, layout=blocks
     )
 P_tiny = theta0.numel()
-B_mini = hl.adam_mini_num_blocks(tiny)
+B_mini = hl.nets.adam_mini_num_blocks(tiny)
 assert states["Adam"] == 2 * P_tiny and states["Adam-mini partition"] == P_tiny + B_mini
 for name, c in curves.items():
     print(f"{name:20}: final loss {float(c[-1]):.4f}, optimiser state {states[name]} numbers")
@@ -577,10 +594,13 @@ plt.show()
 
 # %%
 with torch.device("meta"):  # shapes only, no memory
-    gpt2_small = hl.GPT(50257, 1024, 768, 12, 3072, 12, layernorm=True)
+    gpt2_small = hl.nets.GPT(50257, 1024, 768, 12, 3072, 12, layernorm=True)
 P_gpt2 = sum(p.numel() for p in gpt2_small.parameters())
-B_gpt2 = hl.adam_mini_num_blocks(gpt2_small)
-mem = {k: 4 * hl.optimizer_state_numel((P_gpt2, B_gpt2), k) / 2**20 for k in ("adam", "adam-mini")}
+B_gpt2 = hl.nets.adam_mini_num_blocks(gpt2_small)
+mem = {
+    k: 4 * hl.train.optimizer_state_numel((P_gpt2, B_gpt2), k) / 2**20
+    for k in ("adam", "adam-mini")
+}
 print(
     f"GPT-2 small: P = {P_gpt2:,}, B = {B_gpt2:,}; float32 state: "
     f"Adam {mem['adam']:.0f} MiB, Adam-mini {mem['adam-mini']:.0f} MiB"
@@ -609,12 +629,12 @@ assert 0.5 < mem["adam-mini"] / mem["adam"] < 0.51
 # $\{10^{-4}, \dots, 10^{-1}\}$; SGD also from a grid extended down to $10^{-7}$.
 
 # %%
-dig_all = hl.digits_data(image=False, seed=seed, device=device, dtype=torch.float32)
+dig_all = hl.nets.digits_data(image=False, seed=seed, device=device, dtype=torch.float32)
 perm = torch.randperm(dig_all.N, generator=hl.make_generator(seed)).to(device)
 train = hl.Dataset(dig_all.X[perm[:1500]], dig_all.y[perm[:1500]], 10, "digits train")
 test = hl.Dataset(dig_all.X[perm[1500:]], dig_all.y[perm[1500:]], 10, "digits test")
 dial = {
-    c: hl.heterogeneity_dial(
+    c: ch.heterogeneity_dial(
         c,
         train,
         test,
@@ -863,7 +883,7 @@ assert steps_needed <= bound + 1
 # %% tags=["hide-input"]
 spec1 = dial[c_lo].spectra
 scaled = [hl.slq_density((1000 * s.nodes, s.weights)) for s in spec1.spectra]
-D_scaled = hl.pairwise_js(scaled, grid=hl.union_grid(scaled))
+D_scaled = hl.pairwise_js(scaled, grid=hl.spectral.union_grid(scaled))
 print(
     f"max change of the JS matrix under a common scaling: {float((D_scaled - spec1.js).abs().max()):.1e}"
 )

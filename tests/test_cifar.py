@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import hesslib as hl
-from hesslib import cifar
+from hesslib.nets import cifar
 
 N_TRAIN, N_TEST = 40, 10
 
@@ -75,7 +75,9 @@ def _isolated(tmp_path, monkeypatch):
 def test_loads_archive_normalised_channel_major(archive):
     path, train, _, _ = archive
     md5 = cifar.file_md5(path)
-    data = hl.cifar100(12, root=path.parent, md5=md5, seed=3, device="cpu", dtype=torch.float64)
+    data = hl.nets.cifar100(
+        12, root=path.parent, md5=md5, seed=3, device="cpu", dtype=torch.float64
+    )
     assert isinstance(data, hl.Dataset) and not data.is_standin
     assert data.X.shape == (12, 3072) and data.num_classes == 100 and data.y.dtype == torch.long
     idx = np.array(data.indices)
@@ -92,21 +94,21 @@ def test_loads_archive_normalised_channel_major(archive):
 def test_seed_selects_images_and_test_split(archive):
     path, _, test, _ = archive
     md5 = cifar.file_md5(path)
-    a = hl.cifar100(5, root=path, md5=md5, seed=0, device="cpu")
-    b = hl.cifar100(5, root=path, md5=md5, seed=1, device="cpu")
+    a = hl.nets.cifar100(5, root=path, md5=md5, seed=0, device="cpu")
+    b = hl.nets.cifar100(5, root=path, md5=md5, seed=1, device="cpu")
     assert a.indices != b.indices
-    t = hl.cifar100(N_TEST, root=path, md5=md5, split="test", device="cpu")
+    t = hl.nets.cifar100(N_TEST, root=path, md5=md5, split="test", device="cpu")
     assert sorted(t.y.tolist()) == sorted(test[b"fine_labels"])
     with pytest.raises(ValueError, match="n must be <= 10"):
-        hl.cifar100(N_TEST + 1, root=path, md5=md5, split="test", device="cpu")
+        hl.nets.cifar100(N_TEST + 1, root=path, md5=md5, split="test", device="cpu")
     with pytest.raises(ValueError, match="split"):
-        hl.cifar100(2, root=path, md5=md5, split="valid", device="cpu")
+        hl.nets.cifar100(2, root=path, md5=md5, split="valid", device="cpu")
 
 
 def test_env_variable_and_extracted_folder(archive, monkeypatch, tmp_path):
     path, train, _, files = archive
     monkeypatch.setenv(cifar.CIFAR100_ENV, str(path))
-    data = hl.cifar100(4, md5=cifar.file_md5(path), device="cpu")
+    data = hl.nets.cifar100(4, md5=cifar.file_md5(path), device="cpu")
     assert not data.is_standin
     folder = tmp_path / "extracted" / "cifar-100-python"
     folder.mkdir(parents=True)
@@ -114,7 +116,7 @@ def test_env_variable_and_extracted_folder(archive, monkeypatch, tmp_path):
         (folder / name).write_bytes(raw)
     monkeypatch.setenv(cifar.CIFAR100_ENV, str(folder.parent))
     assert cifar.find_cifar100() == folder
-    same = hl.cifar100(4, device="cpu")  # a folder has no published checksum: not checked
+    same = hl.nets.cifar100(4, device="cpu")  # a folder has no published checksum: not checked
     assert same.indices == data.indices and torch.equal(same.X, data.X)
     assert "not checksummed" in same.note
     # the root argument wins over the environment variable
@@ -124,19 +126,19 @@ def test_env_variable_and_extracted_folder(archive, monkeypatch, tmp_path):
 def test_checksum_mismatch_is_an_error_not_a_fallback(archive):
     path, _, _, _ = archive
     with pytest.raises(cifar.ChecksumError, match="MD5"):
-        hl.cifar100(4, root=path.parent, device="cpu")  # the published MD5 is not this file's
+        hl.nets.cifar100(4, root=path.parent, device="cpu")  # the published MD5 is not this file's
     with pytest.raises(cifar.ChecksumError):
-        hl.cifar100(4, root=path.parent, md5="0" * 32, fallback=True, device="cpu")
+        hl.nets.cifar100(4, root=path.parent, md5="0" * 32, fallback=True, device="cpu")
 
 
 def test_standin_when_no_data_says_so():
-    data = hl.cifar100(16, seed=2, device="cpu")
+    data = hl.nets.cifar100(16, seed=2, device="cpu")
     assert data.is_standin and data.X.shape == (16, 3072) and data.num_classes == 100
     assert "stand-in" in data.name and "stand-in" in data.note
     assert "downloading was not enabled" in data.note
     assert abs(float(data.X.std()) - 1.0) < 0.05 and int(data.y.max()) < 100
     with pytest.raises(FileNotFoundError, match="not available"):
-        hl.cifar100(16, fallback=False, device="cpu")
+        hl.nets.cifar100(16, fallback=False, device="cpu")
 
 
 def test_download_flag_from_env_and_failed_download(monkeypatch):
@@ -148,7 +150,7 @@ def test_download_flag_from_env_and_failed_download(monkeypatch):
 
     monkeypatch.setattr(cifar.urllib.request, "urlopen", offline)
     monkeypatch.setenv(cifar.DOWNLOAD_ENV, "1")
-    data = hl.cifar100(8, timeout=3.0, device="cpu")
+    data = hl.nets.cifar100(8, timeout=3.0, device="cpu")
     assert calls == [(cifar.CIFAR100_URL, 3.0)]
     assert data.is_standin and "download" in data.note and "no route to host" in data.note
     assert not list(cifar.cifar100_cache_dir().glob("*"))  # nothing half-written is left
@@ -167,7 +169,7 @@ def test_download_verifies_and_caches(archive, monkeypatch):
     got = cifar.download_cifar100(md5=cifar.file_md5(path))
     assert got == cifar.cifar100_cache_dir() / "cifar-100-python.tar.gz"
     assert cifar.file_md5(got) == cifar.file_md5(path)
-    data = hl.cifar100(6, md5=cifar.file_md5(path), device="cpu")  # found in the cache now
+    data = hl.nets.cifar100(6, md5=cifar.file_md5(path), device="cpu")  # found in the cache now
     assert not data.is_standin
 
 
@@ -200,12 +202,12 @@ def test_missing_keys_and_bad_shapes(tmp_path):
 def test_image_size_average_pools_each_channel(archive):
     path, train, _, _ = archive
     md5 = cifar.file_md5(path)
-    data = hl.cifar100(3, root=path, md5=md5, image_size=8, device="cpu", dtype=torch.float64)
+    data = hl.nets.cifar100(3, root=path, md5=md5, image_size=8, device="cpu", dtype=torch.float64)
     assert data.X.shape == (3, 192) and "8×8" in data.note
     img = train[b"data"][data.indices[0]].reshape(3, 32, 32).astype(np.float64) / 127.5 - 1.0
     # green channel, pooled pixel (row 1, column 2) = mean of the 4x4 patch rows 4-7, cols 8-11
     assert data.X[0, 64 + 1 * 8 + 2] == pytest.approx(img[1, 4:8, 8:12].mean(), abs=1e-12)
-    standin = hl.cifar100(3, image_size=8, device="cpu")
+    standin = hl.nets.cifar100(3, image_size=8, device="cpu")
     assert standin.is_standin and standin.X.shape == (3, 192)
     with pytest.raises(ValueError, match="divide 32"):
-        hl.cifar100(3, root=path, md5=md5, image_size=5, device="cpu")
+        hl.nets.cifar100(3, root=path, md5=md5, image_size=5, device="cpu")

@@ -23,11 +23,12 @@ import torch
 import torch.multiprocessing as mp
 
 import hesslib as hl
-from hesslib import cli, spectra_io
-from hesslib import distributed as hd
-from hesslib import distributed_ops as hds
-from hesslib import transformer as tr
-from hesslib.lanczos import block_lanczos_all, lanczos
+from hesslib.distributed import cli
+from hesslib.spectral import files as spectra_io
+from hesslib.distributed import comm as hd
+from hesslib.distributed import ops as hds
+from hesslib.nets import transformer as tr
+from hesslib.spectral.krylov import block_lanczos_all, lanczos
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 20  # process-group timeout inside the ranks
@@ -311,12 +312,12 @@ def test_the_scaling_out_page_command_runs_on_two_cpu_processes(page_run):
     out = argv[argv.index("--out") + 1]
     saved = spectra_io.load_block_spectra(cwd / out)
     assert saved.settings["world_size"] == 2 and saved.settings["backend"] == "gloo"
-    # the same computation on one process (and the CLI's default dtype: hl.gpt builds its
+    # the same computation on one process (and the CLI's default dtype: hl.nets.gpt builds its
     # parameters in the default dtype before casting them)
     torch.set_default_dtype(torch.float32)
     args = cli._parser().parse_args(argv[argv.index("slq") :])
-    cfg = hl.spectra_settings(args.model, args.profile)
-    pb = hl.spectra_problem(
+    cfg = hl.nets.spectra_settings(args.model, args.profile)
+    pb = hl.nets.spectra_problem(
         cfg, partition=args.partition, seed=args.seed, device="cpu", dtype=torch.float64
     )
     layout = pb.layout

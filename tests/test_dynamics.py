@@ -18,7 +18,7 @@ def test_residual_columns_match_decomposition(problem, loss):
     C = net.V.shape[0]
     W, V = net.W.detach(), net.V.detach()
     residual, _ = hl.hwv_decomposition(data.X, data.y, W, V, loss=loss)
-    R = hl.residual_columns(data.X, data.y, W, V, loss=loss)  # (m, d, C)
+    R = hl.chapters.dynamic_force.residual_columns(data.X, data.y, W, V, loss=loss)  # (m, d, C)
     blocks = residual.view(m, d, C, m)
     for k in range(m):
         assert torch.allclose(blocks[k, :, :, k], R[k], rtol=0, atol=1e-15)
@@ -29,7 +29,7 @@ def test_norms_and_snapshot(problem, loss):
     data, net = problem
     m, d = net.W.shape
     W, V = net.W.detach(), net.V.detach()
-    n = hl.hwv_norms(data.X, data.y, W, V, loss=loss)
+    n = hl.chapters.dynamic_force.hwv_norms(data.X, data.y, W, V, loss=loss)
     f, theta = hl.flat_loss(net, data.X, data.y, loss)
     H = hl.hessian_reference(f, theta)
     Pw = m * d
@@ -37,7 +37,9 @@ def test_norms_and_snapshot(problem, loss):
     assert n.total == pytest.approx(float(H[:Pw, Pw:].norm()), rel=1e-12)
     assert n.residual == pytest.approx(float(residual.norm()), rel=1e-12)
     assert n.rest == pytest.approx(float(rest.norm()), rel=1e-12)
-    snap = hl.hessian_snapshot(net, data.X, data.y, loss=loss, step=3, max_pixels=10_000)
+    snap = hl.chapters.dynamic_force.hessian_snapshot(
+        net, data.X, data.y, loss=loss, step=3, max_pixels=10_000
+    )
     assert snap.step == 3 and snap.factor == 1
     assert snap.hwv.total == pytest.approx(n.total, rel=1e-12)
     assert snap.hwv.residual == pytest.approx(n.residual, rel=1e-12)
@@ -64,7 +66,7 @@ def test_residual_vanishes_at_a_perfect_fit():
     E = torch.nn.functional.one_hot(data.y, C).to(torch.float64)
     V = torch.linalg.lstsq(A, E).solution.T  # (C, m): A Vᵀ = E
     assert float((A @ V.T - E).abs().max()) < 1e-12
-    n = hl.hwv_norms(data.X, data.y, net.W.detach(), V, loss="mse")
+    n = hl.chapters.dynamic_force.hwv_norms(data.X, data.y, net.W.detach(), V, loss="mse")
     assert n.residual < 1e-12
     assert n.total == pytest.approx(n.rest, rel=1e-10)
     assert n.total > 1e-3
@@ -74,7 +76,7 @@ def test_one_column_structure_at_init_large_C():
     """At initialisation with many classes, almost all of H_wv sits in the own columns."""
     data = hl.gaussian_data(400, 30, 60, seed=0, device="cpu")
     net = hl.one_hidden_net(30, 4, 60, seed=1, device="cpu")
-    n = hl.hwv_norms(data.X, data.y, net.W.detach(), net.V.detach())
+    n = hl.chapters.dynamic_force.hwv_norms(data.X, data.y, net.W.detach(), net.V.detach())
     assert n.own_column_fraction > 0.9
     assert n.rest < 0.5 * n.residual
 
@@ -84,24 +86,26 @@ def test_hwv_column_norms():
     blocks = torch.zeros(m, d, C, m, dtype=torch.float64)
     for k in range(m):
         blocks[k, :, :, k] = k + 1.0
-    M = hl.hwv_column_norms(blocks.reshape(m * d, C * m), m)
+    M = hl.chapters.dynamic_force.hwv_column_norms(blocks.reshape(m * d, C * m), m)
     assert torch.allclose(M, torch.diag(torch.tensor([1.0, 2.0, 3.0]) * (d * C) ** 0.5))
     with pytest.raises(ValueError, match="shape"):
-        hl.hwv_column_norms(torch.zeros(7, 9), 2)
+        hl.chapters.dynamic_force.hwv_column_norms(torch.zeros(7, 9), 2)
 
 
 def test_log_correlation_and_table():
     x = np.array([1.0, 2.0, 4.0, 8.0])
-    assert hl.log_correlation(x, 3 * x**2) == pytest.approx(1.0)
-    assert hl.log_correlation(x, 1 / x) == pytest.approx(-1.0)
+    assert hl.chapters.dynamic_force.log_correlation(x, 3 * x**2) == pytest.approx(1.0)
+    assert hl.chapters.dynamic_force.log_correlation(x, 1 / x) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="positive"):
-        hl.log_correlation(x, -x)
+        hl.chapters.dynamic_force.log_correlation(x, -x)
     with pytest.raises(ValueError, match="same length"):
-        hl.log_correlation(x, x[:3])
+        hl.chapters.dynamic_force.log_correlation(x, x[:3])
     data = hl.gaussian_data(30, 4, 3, seed=0, device="cpu")
     net = hl.one_hidden_net(4, 2, 3, seed=1, device="cpu")
-    snaps = [hl.hessian_snapshot(net, data.X, data.y, step=s) for s in (0, 5)]
-    table = hl.snapshot_table(snaps)
+    snaps = [
+        hl.chapters.dynamic_force.hessian_snapshot(net, data.X, data.y, step=s) for s in (0, 5)
+    ]
+    table = hl.chapters.dynamic_force.snapshot_table(snaps)
     assert table["step"].tolist() == [0, 5]
     assert table["hwv"][0] == pytest.approx(snaps[0].hwv.total)
 
@@ -109,7 +113,9 @@ def test_log_correlation_and_table():
 def test_snapshot_rejects_other_models():
     data = hl.gaussian_data(10, 3, 2, seed=0, device="cpu")
     with pytest.raises(TypeError, match="OneHiddenNet"):
-        hl.hessian_snapshot(hl.linear_net(3, 2, device="cpu"), data.X, data.y)
+        hl.chapters.dynamic_force.hessian_snapshot(
+            hl.linear_net(3, 2, device="cpu"), data.X, data.y
+        )
 
 
 def test_snapshot_gif_and_html():
@@ -117,22 +123,26 @@ def test_snapshot_gif_and_html():
 
     data = hl.gaussian_data(30, 4, 3, seed=0, device="cpu")
     net = hl.one_hidden_net(4, 2, 3, seed=1, device="cpu")
-    snaps = [hl.hessian_snapshot(net, data.X, data.y, step=s) for s in (0, 1, 2)]
-    gif = hl.snapshot_gif(snaps, boundary=8, total_steps=2, size=1.5, dpi=40)
+    snaps = [
+        hl.chapters.dynamic_force.hessian_snapshot(net, data.X, data.y, step=s) for s in (0, 1, 2)
+    ]
+    gif = hl.plot.snapshot_gif(snaps, boundary=8, total_steps=2, size=1.5, dpi=40)
     with Image.open(io.BytesIO(gif)) as im:
         assert im.format == "GIF" and im.n_frames == 3 and im.size == (60, 60)
-    html = hl.gif_html(gif, alt="x", width=100).data
+    html = hl.plot.gif_html(gif, alt="x", width=100).data
     assert html.startswith('<img src="data:image/gif;base64,') and 'width="100"' in html
     with pytest.raises(ValueError, match="empty"):
-        hl.snapshot_gif([])
+        hl.plot.snapshot_gif([])
 
 
 def test_hwv_norms_along():
     data = hl.gaussian_data(40, 5, 4, seed=2, device="cpu")
     net = hl.one_hidden_net(5, 3, 4, seed=3, device="cpu")
-    out = hl.hwv_norms_along(net, data.X, data.y, steps=20, lr=0.02, checkpoints=[0, 5, 20])
+    out = hl.chapters.dynamic_force.hwv_norms_along(
+        net, data.X, data.y, steps=20, lr=0.02, checkpoints=[0, 5, 20]
+    )
     assert [s for s, _, _ in out] == [0, 5, 20]
-    ref = hl.hwv_norms(
+    ref = hl.chapters.dynamic_force.hwv_norms(
         data.X, data.y, net.W.detach().float().double(), net.V.detach().float().double()
     )
     assert out[0][2].total == pytest.approx(ref.total, rel=1e-12)

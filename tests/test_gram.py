@@ -10,7 +10,7 @@ import hesslib as hl
 CASES = [(40, 6, 7), (25, 3, 2), (60, 10, 12), (9, 12, 5)]  # (N, d, C), includes C = 2, d > N
 
 
-def _dense(N, d, C, seed):  # noqa: N803
+def _dense(N, d, C, seed):
     data = hl.gaussian_data(N, d, C, seed=seed, device="cpu")
     net = hl.linear_net(d, C, seed=seed + 1, device="cpu")
     H = hl.closed_form_hessian(net, data.X, data.y, loss="ce")
@@ -30,9 +30,9 @@ def test_block_norms_match_dense(shape):
 @pytest.mark.parametrize("shape", CASES, ids=lambda s: "N{}-d{}-C{}".format(*s))
 def test_block_stats_match_dense(shape):
     A, P, dense = _dense(*shape, seed=sum(shape))
-    ref = hl.stats_from_norms(dense)
+    ref = hl.core.stats_from_norms(dense)
     for chunk in (1, 3, 8192):  # class chunks must not change the sums
-        st = hl.output_block_stats_gram(A, P, chunk=chunk)
+        st = hl.core.output_block_stats_gram(A, P, chunk=chunk)
         assert st.num_classes == shape[2]
         assert st.rms_ratio == pytest.approx(ref.rms_ratio, rel=1e-10)
         assert st.diag_mass == pytest.approx(ref.diag_mass, rel=1e-12)
@@ -42,7 +42,7 @@ def test_block_stats_match_dense(shape):
 def test_prediction_is_the_second_moment_formula_per_block():
     N, d, C = 50, 8, 5
     A, P, _ = _dense(N, d, C, seed=3)
-    st = hl.output_block_stats_gram(A, P)
+    st = hl.core.output_block_stats_gram(A, P)
     S = torch.diag_embed(P) - P[:, :, None] * P[:, None, :]  # (N, C, C)
     m2 = torch.tensor(
         [
@@ -73,8 +73,8 @@ def test_gram_input_errors():
     with pytest.raises(ValueError, match="classes"):
         hl.output_block_norms_gram(A, P, classes=[4])
     with pytest.raises(ValueError, match="num_classes"):
-        hl.output_block_stats_gram(A, P[:, :1])
+        hl.core.output_block_stats_gram(A, P[:, :1])
     with pytest.raises(ValueError, match="non-finite"):
-        hl.output_block_stats_gram(A * float("nan"), P)
+        hl.core.output_block_stats_gram(A * float("nan"), P)
     with pytest.raises(ValueError, match="num_classes"):
         hl.lm_head_block_stats(4, 2, 1)

@@ -15,45 +15,45 @@ import torch  # noqa: E402
 import hesslib as hl  # noqa: E402
 
 
-@pytest.mark.parametrize("key", hl.TALK_EXAMPLES)
+@pytest.mark.parametrize("key", hl.symbolic.TALK_EXAMPLES)
 def test_talk_examples_exact_vs_autograd_and_links(key):
-    ex = hl.talk_example(key)
+    ex = hl.symbolic.talk_example(key)
     for seed in range(3):
-        chk = hl.verify_example(ex, seed=seed)
+        chk = hl.symbolic.verify_example(ex, seed=seed)
         assert chk.max_err < 1e-12
         assert chk.pattern_ok  # links of the graph == entries that are not identically zero
         assert torch.allclose(chk.H_exact, chk.H_exact.T)
 
 
 def test_siso_values():
-    ex = hl.talk_example("1")
+    ex = hl.symbolic.talk_example("1")
     w, v = 1.5, -0.7
-    H = hl.hessian_at(ex, [w, v])
+    H = hl.symbolic.hessian_at(ex, [w, v])
     expected = torch.tensor([[v**2, 2 * w * v], [2 * w * v, w**2]], dtype=torch.float64)
     assert torch.allclose(H, expected, atol=1e-15)
 
 
 def test_simo_chains_zeros_are_missing_links():
-    ex = hl.talk_example("2-1")
+    ex = hl.symbolic.talk_example("2-1")
     assert ex.labels == ("w_{1}", "w_{2}", "v_{1}", "v_{2}")
-    H = hl.symbolic_hessian(ex)
+    H = hl.symbolic.symbolic_hessian(ex)
     w1, w2, v1, v2 = ex.symbols
     assert H[0, 1] == 0 and H[0, 3] == 0 and H[2, 3] == 0  # w1-w2, w1-v2, v1-v2: no link
     assert sp.simplify(H[0, 2] - 2 * w1 * v1) == 0
-    pat = hl.predicted_pattern(ex)
+    pat = hl.symbolic.predicted_pattern(ex)
     assert (pat == np.array([[2, 0, 2, 0], [0, 2, 0, 2], [2, 0, 2, 0], [0, 2, 0, 2]])).all()
-    assert hl.verify_example(ex).num_zero == 8
+    assert hl.symbolic.verify_example(ex).num_zero == 8
 
 
 def test_simo_full_link_kinds_and_exact_class_block_zero():
-    ex = hl.talk_example("2-2")
-    L = hl.link_graph(ex)
+    ex = hl.symbolic.talk_example("2-2")
+    L = hl.symbolic.link_graph(ex)
     i = {lab: k for k, lab in enumerate(ex.labels)}
     assert L.edges[i["w_{1}"], i["v_{1,1}"]]["kind"] == "direct"
     assert L.edges[i["w_{1}"], i["v_{1,2}"]]["kind"] == "indirect"
     assert L.edges[i["w_{1}"], i["w_{2}"]]["kind"] == "indirect"
     assert not L.has_edge(i["v_{1,1}"], i["v_{2,1}"])  # different outputs
-    H = hl.symbolic_hessian(ex)
+    H = hl.symbolic.symbolic_hessian(ex)
     w1, w2 = ex.symbols[:2]
     v11, v12, v21, v22 = ex.symbols[2:]
     assert sp.simplify(H[0, 1] - (v11 * v12 + v21 * v22)) == 0  # the cross term
@@ -63,8 +63,8 @@ def test_simo_full_link_kinds_and_exact_class_block_zero():
 
 
 def test_mimo_kronecker_structure():
-    ex = hl.talk_example("3")
-    chk = hl.verify_example(ex, seed=4)
+    ex = hl.symbolic.talk_example("3")
+    chk = hl.symbolic.verify_example(ex, seed=4)
     W, V = (torch.tensor(a) for a in ex.matrices(chk.theta))
     H = chk.H_exact
     assert torch.allclose(H[:4, :4], torch.kron(V.T @ V, torch.eye(2, dtype=V.dtype)), atol=1e-12)
@@ -80,13 +80,13 @@ def test_two_layer_hessian_matches_autograd_with_targets(shape):
     W = torch.randn(m, d, generator=gen, dtype=torch.float64)
     V = torch.randn(C, m, generator=gen, dtype=torch.float64)
     Y = torch.randn(C, d, generator=gen, dtype=torch.float64)
-    ex = hl.linear_example(d, m, C, Y=Y.numpy())
+    ex = hl.symbolic.linear_example(d, m, C, Y=Y.numpy())
     theta = torch.cat([W.reshape(-1), V.reshape(-1)])
-    ref = hl.hessian_reference(hl.torch_loss(ex), theta)
+    ref = hl.hessian_reference(hl.symbolic.torch_loss(ex), theta)
     assert torch.allclose(hl.two_layer_hessian(W, V, Y), ref, atol=1e-12)
     # the residual term lives exactly on the direct links of H_wv
     diff = hl.two_layer_hessian(W, V, Y) - hl.two_layer_hessian(W, V, V @ W)
-    direct = torch.tensor(hl.predicted_pattern(ex) == 2)
+    direct = torch.tensor(hl.symbolic.predicted_pattern(ex) == 2)
     Pw = m * d
     assert torch.equal(diff[:Pw, Pw:] != 0, direct[:Pw, Pw:])
     assert float(diff[:Pw, :Pw].abs().max()) == 0.0 and float(diff[Pw:, Pw:].abs().max()) == 0.0
@@ -94,41 +94,43 @@ def test_two_layer_hessian_matches_autograd_with_targets(shape):
 
 def test_masked_example_pattern_and_layout():
     mask = [[1, 1, 0], [0, 1, 1]]
-    ex = hl.linear_example(2, 3, 2, mask=mask)
+    ex = hl.symbolic.linear_example(2, 3, 2, mask=mask)
     assert ex.num_params == 6 + 4 and ex.layout.sizes == (2, 2, 2, 2, 2)
-    chk = hl.verify_example(ex, seed=1)
+    chk = hl.symbolic.verify_example(ex, seed=1)
     assert chk.pattern_ok and chk.max_err < 1e-12
     i = {lab: k for k, lab in enumerate(ex.labels)}
     assert chk.H[i["w_{1,1}"], i["w_{3,1}"]] == 0  # hidden 1 and 3 share no output
     assert chk.H[i["w_{1,1}"], i["w_{3,2}"]] == 0  # nor an input
     assert chk.H[i["w_{1,1}"], i["w_{2,1}"]] != 0
     assert chk.num_zero == 46
-    G = hl.network_graph(ex)
+    G = hl.symbolic.network_graph(ex)
     assert G.number_of_edges() == 6 + 4 and G.number_of_nodes() == 2 + 3 + 2
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="mask must have shape"):
-        hl.linear_example(2, 2, 2, mask=[[1, 1]])
+        hl.symbolic.linear_example(2, 2, 2, mask=[[1, 1]])
     with pytest.raises(ValueError, match="at least one weight"):
-        hl.linear_example(2, 2, 2, mask=[[1, 0], [1, 0]])
+        hl.symbolic.linear_example(2, 2, 2, mask=[[1, 0], [1, 0]])
     with pytest.raises(ValueError, match="key must be one of"):
-        hl.talk_example("4")
+        hl.symbolic.talk_example("4")
     with pytest.raises(ValueError, match="Y must have shape"):
-        hl.linear_example(2, 2, 2, Y=np.zeros((3, 2)))
+        hl.symbolic.linear_example(2, 2, 2, Y=np.zeros((3, 2)))
     with pytest.raises(ValueError, match="V must have shape"):
         hl.two_layer_hessian(torch.zeros(2, 3), torch.zeros(4, 5))
 
 
 def test_drawing_functions_run():
-    ex = hl.talk_example("3")
-    chk = hl.verify_example(ex)
+    ex = hl.symbolic.talk_example("3")
+    chk = hl.symbolic.verify_example(ex)
     fig, axes = plt.subplots(1, 4)
-    hl.draw_network(ex, ax=axes[0])
-    hl.draw_links(ex, ax=axes[1])
-    hl.draw_pattern(ex, chk.H_exact, ax=axes[2])
-    hl.draw_link_matrix(ex, ax=axes[3])
+    hl.plot.network(ex, ax=axes[0])
+    hl.plot.links(ex, ax=axes[1])
+    hl.plot.pattern(ex, chk.H_exact, ax=axes[2])
+    hl.plot.link_matrix(ex, ax=axes[3])
     assert len(axes[2].get_xticklabels()) == ex.num_params
-    assert len(axes[1].patches) == hl.link_graph(ex).number_of_edges()  # one curve per link
+    assert (
+        len(axes[1].patches) == hl.symbolic.link_graph(ex).number_of_edges()
+    )  # one curve per link
     plt.close(fig)
-    assert r"\begin{array}" in hl.hessian_latex(ex, chk.H, rows=range(2))
+    assert r"\begin{array}" in hl.symbolic.hessian_latex(ex, chk.H, rows=range(2))

@@ -12,24 +12,24 @@ import hesslib as hl
 
 @pytest.fixture(scope="module")
 def digits_flat():
-    return hl.digits_data(num=48, image=False, seed=0, device="cpu")
+    return hl.nets.digits_data(num=48, image=False, seed=0, device="cpu")
 
 
 def test_digits_data_offline_and_standardised():
-    full = hl.digits_data(device="cpu")
+    full = hl.nets.digits_data(device="cpu")
     assert full.X.shape == (1797, 1, 8, 8) and full.num_classes == 10
     assert abs(float(full.X.mean())) < 1e-12 and abs(float(full.X.std()) - 1) < 1e-12
-    up = hl.digits_data(num=5, upsample=2, seed=1, device="cpu")
+    up = hl.nets.digits_data(num=5, upsample=2, seed=1, device="cpu")
     assert up.X.shape == (5, 1, 16, 16)
-    assert torch.equal(up.y, hl.digits_data(num=5, seed=1, device="cpu").y)  # seeded subset
+    assert torch.equal(up.y, hl.nets.digits_data(num=5, seed=1, device="cpu").y)  # seeded subset
     with pytest.raises(ValueError, match="num"):
-        hl.digits_data(num=5000)
+        hl.nets.digits_data(num=5000)
 
 
 def test_small_cnn_hessian_matches_torch_func():
-    data = hl.digits_data(num=4, seed=0, device="cpu")
-    net = hl.small_cnn(channels=(2, 2, 2), seed=0, device="cpu")
-    layout = hl.cnn_layout(net)
+    data = hl.nets.digits_data(num=4, seed=0, device="cpu")
+    net = hl.nets.small_cnn(channels=(2, 2, 2), seed=0, device="cpu")
+    layout = hl.nets.cnn_layout(net)
     assert layout.names == ("conv1", "conv2", "conv3", "fc")
     assert layout.sizes == (18, 36, 36, 10 * 2 * 4 * 4)  # one pooling step: 8 -> 4
     f, theta = hl.flat_loss(net, data.X, data.y, "ce")
@@ -41,8 +41,10 @@ def test_small_cnn_hessian_matches_torch_func():
 
 
 def test_blockwise_spectra_exact_with_full_krylov_space(digits_flat):
-    mlp = hl.scaled_mlp(1.0, widths=(64, 2, 3, 10), init="lecun", seed=2, device="cpu")
-    layout = hl.mlp_layout(mlp)
+    mlp = hl.chapters.llm_implications.scaled_mlp(
+        1.0, widths=(64, 2, 3, 10), init="lecun", seed=2, device="cpu"
+    )
+    layout = hl.chapters.llm_implications.mlp_layout(mlp)
     assert layout.sizes == (128, 6, 30)
     f, theta = hl.flat_loss(mlp, digits_flat.X, digits_flat.y, "ce")
     H = hl.full_hessian(f, theta)
@@ -64,9 +66,17 @@ def test_blockwise_spectra_exact_with_full_krylov_space(digits_flat):
 
 @pytest.mark.parametrize("c", [15.0, 40.0, 200.0])
 def test_js_finite_for_large_c(c, digits_flat):
-    mlp = hl.scaled_mlp(c, widths=(64, 16, 8, 8, 10), seed=0, device="cpu")
+    mlp = hl.chapters.llm_implications.scaled_mlp(
+        c, widths=(64, 16, 8, 8, 10), seed=0, device="cpu"
+    )
     res = hl.blockwise_spectra(
-        mlp, digits_flat.X, digits_flat.y, hl.mlp_layout(mlp), num_steps=6, num_probes=1, seed=0
+        mlp,
+        digits_flat.X,
+        digits_flat.y,
+        hl.chapters.llm_implications.mlp_layout(mlp),
+        num_steps=6,
+        num_probes=1,
+        seed=0,
     )
     assert bool(torch.isfinite(res.js).all())
     assert 0.0 <= float(res.js.min()) and float(res.js.max()) <= 1.0
@@ -80,7 +90,7 @@ def test_js_helpers():
         hl.js_zero(torch.zeros(1, 1))
     a = hl.slq_density((torch.tensor([[0.0, 1.0]]), torch.tensor([[0.5, 0.5]])))
     b = hl.slq_density((torch.tensor([[1e-3, 2e-3]]), torch.tensor([[0.5, 0.5]])))
-    g = hl.union_grid([a, b])
+    g = hl.spectral.union_grid([a, b])
     assert bool((g[1:] > g[:-1]).all()) and g.numel() == a.grid.numel() + b.grid.numel()
     # a spectrum 1000x narrower than the other: resolved on the union grid, far from it
     D2 = hl.pairwise_js([a, b], grid=g)
@@ -88,34 +98,42 @@ def test_js_helpers():
 
 
 def test_scaled_mlp_and_training(digits_flat):
-    m1 = hl.scaled_mlp(1.0, widths=(64, 8, 10), seed=3, device="cpu")
-    m3 = hl.scaled_mlp(3.0, widths=(64, 8, 10), seed=3, device="cpu")
+    m1 = hl.chapters.llm_implications.scaled_mlp(1.0, widths=(64, 8, 10), seed=3, device="cpu")
+    m3 = hl.chapters.llm_implications.scaled_mlp(3.0, widths=(64, 8, 10), seed=3, device="cpu")
     assert torch.equal(m1.weights[0], m3.weights[0])  # same weights for every c
     x = digits_flat.X[:2]
     # ReLU is positively homogeneous: two scaled layers multiply the logits by c²
     assert torch.allclose(m3(x), 9 * m1(x), atol=1e-12)
     with pytest.raises(ValueError, match="c must be"):
-        hl.scaled_mlp(0.0)
+        hl.chapters.llm_implications.scaled_mlp(0.0)
     train = hl.Dataset(digits_flat.X[:40].float(), digits_flat.y[:40], 10)
     test = hl.Dataset(digits_flat.X[40:].float(), digits_flat.y[40:], 10)
     net = m1.float()
-    a = hl.train_classifier(net, train, test, optimizer="adam", lr=1e-2, epochs=3, batch_size=16)
-    b = hl.train_classifier(net, train, test, optimizer="adam", lr=1e-2, epochs=3, batch_size=16)
+    a = hl.chapters.llm_implications.train_classifier(
+        net, train, test, optimizer="adam", lr=1e-2, epochs=3, batch_size=16
+    )
+    b = hl.chapters.llm_implications.train_classifier(
+        net, train, test, optimizer="adam", lr=1e-2, epochs=3, batch_size=16
+    )
     assert a == b and a.final_loss < a.losses[0]  # deterministic and learning
-    big = hl.scaled_mlp(
+    big = hl.chapters.llm_implications.scaled_mlp(
         15.0, widths=(64, 10), seed=3, device="cpu"
     ).float()  # linear: no dead ReLUs
-    d = hl.train_classifier(big, train, test, optimizer="sgd", lr=1e38, epochs=2, batch_size=16)
+    d = hl.chapters.llm_implications.train_classifier(
+        big, train, test, optimizer="sgd", lr=1e38, epochs=2, batch_size=16
+    )
     assert math.isinf(d.final_loss) and d.test_accuracy == 0.0  # diverged: inf, not NaN
     with pytest.raises(ValueError, match="optimizer"):
-        hl.train_classifier(net, train, test, optimizer="lbfgs", lr=1.0, epochs=1)
+        hl.chapters.llm_implications.train_classifier(
+            net, train, test, optimizer="lbfgs", lr=1.0, epochs=1
+        )
 
 
 def test_layout_helpers():
     lay = hl.BlockLayout.from_named_sizes([("a", 1), ("b", 3)])
-    assert hl.null_diag_mass(lay) == pytest.approx(10 / 16)
+    assert hl.chapters.llm_implications.null_diag_mass(lay) == pytest.approx(10 / 16)
     norms = torch.tensor([[1.0, 3.0], [3.0, 9.0]])
-    rms = hl.block_entry_rms(norms, lay)
+    rms = hl.chapters.llm_implications.block_entry_rms(norms, lay)
     assert torch.allclose(
         rms, torch.tensor([[1.0, 3 / 3**0.5], [3 / 3**0.5, 3.0]], dtype=torch.float64)
     )
@@ -124,9 +142,13 @@ def test_layout_helpers():
 def test_blockwise_spectra_from_file(tmp_path):
     H = torch.diag(torch.linspace(-1, 2, 12, dtype=torch.float64))
     layout = hl.BlockLayout.from_named_sizes([("a", 5), ("b", 7)])
-    results = hl.block_lanczos_all(lambda V: H @ V, layout, 12, num_steps=5, num_probes=2, seed=0)
+    results = hl.spectral.block_lanczos_all(
+        lambda V: H @ V, layout, 12, num_steps=5, num_probes=2, seed=0
+    )
     path = tmp_path / "spectra.pt"
-    hl.save_block_spectra(path, layout.names, layout.sizes, results, {"steps": 5, "seconds": 0.1})
-    res = hl.blockwise_spectra_from_file(path)
+    hl.spectral.save_block_spectra(
+        path, layout.names, layout.sizes, results, {"steps": 5, "seconds": 0.1}
+    )
+    res = hl.spectral.blockwise_spectra_from_file(path)
     assert res.names == ("a", "b") and res.num_matvecs == 5 and res.seconds == pytest.approx(0.1)
     assert res.js.shape == (2, 2) and 0 < res.js0 <= 1

@@ -25,11 +25,11 @@ def test_num_classes_below_two():
 def test_wrong_shapes(small):
     data, net = small
     with pytest.raises(ValueError, match="X must have 2 dimensions"):
-        hl.one_hidden_hessian(data.X[0], data.y, net.W.detach(), net.V.detach())
+        hl.core.one_hidden_hessian(data.X[0], data.y, net.W.detach(), net.V.detach())
     with pytest.raises(ValueError, match=r"W must be \(m, 4\)"):
-        hl.one_hidden_hessian(data.X, data.y, net.W.detach()[:, :3], net.V.detach())
+        hl.core.one_hidden_hessian(data.X, data.y, net.W.detach()[:, :3], net.V.detach())
     with pytest.raises(ValueError, match=r"y must have shape \(8,\)"):
-        hl.one_hidden_hessian(data.X, data.y[:5], net.W.detach(), net.V.detach())
+        hl.core.one_hidden_hessian(data.X, data.y[:5], net.W.detach(), net.V.detach())
 
 
 def test_labels_out_of_range(small):
@@ -37,9 +37,9 @@ def test_labels_out_of_range(small):
     y = data.y.clone()
     y[0] = 3
     with pytest.raises(ValueError, match=r"labels outside \[0, 3\)"):
-        hl.one_hidden_hessian(data.X, y, net.W.detach(), net.V.detach())
+        hl.core.one_hidden_hessian(data.X, y, net.W.detach(), net.V.detach())
     with pytest.raises(TypeError, match="integer class indices"):
-        hl.one_hidden_hessian(data.X, data.y.double(), net.W.detach(), net.V.detach())
+        hl.core.one_hidden_hessian(data.X, data.y.double(), net.W.detach(), net.V.detach())
 
 
 def test_non_finite_data(small):
@@ -47,13 +47,13 @@ def test_non_finite_data(small):
     X = data.X.clone()
     X[1, 2] = float("inf")
     with pytest.raises(ValueError, match="X contains non-finite"):
-        hl.one_hidden_hessian(X, data.y, net.W.detach(), net.V.detach())
+        hl.core.one_hidden_hessian(X, data.y, net.W.detach(), net.V.detach())
 
 
 def test_unknown_loss_and_init(small):
     data, net = small
     with pytest.raises(ValueError, match="loss must be 'ce' or 'mse'"):
-        hl.one_hidden_hessian(data.X, data.y, net.W.detach(), net.V.detach(), loss="hinge")
+        hl.core.one_hidden_hessian(data.X, data.y, net.W.detach(), net.V.detach(), loss="hinge")
     with pytest.raises(ValueError, match="init must be one of"):
         hl.one_hidden_net(3, 2, 2, init="xavier")
 
@@ -61,7 +61,7 @@ def test_unknown_loss_and_init(small):
 def test_dtype_mismatch(small):
     data, net = small
     with pytest.raises(TypeError, match="W must have X's dtype"):
-        hl.one_hidden_hessian(data.X, data.y, net.W.detach().float(), net.V.detach())
+        hl.core.one_hidden_hessian(data.X, data.y, net.W.detach().float(), net.V.detach())
 
 
 def test_seed_and_profile_errors():
@@ -82,7 +82,7 @@ def test_determinism():
 
 
 def test_portable_randn_depends_only_on_the_generator():
-    x = hl.portable_randn(3, 4, generator=hl.make_generator(5), dtype=torch.float32)
+    x = hl.core.portable_randn(3, 4, generator=hl.make_generator(5), dtype=torch.float32)
     ref = torch.randn(3, 4, generator=hl.make_generator(5), dtype=torch.float64)
     assert x.shape == (3, 4) and x.dtype == torch.float32
     assert torch.equal(x, ref.float())
@@ -94,8 +94,8 @@ def test_portable_randn_depends_only_on_the_generator():
 
 def test_single_thread_restores_the_thread_count():
     n = torch.get_num_threads()
-    with hl.single_thread():
+    with hl.core.single_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == n
-    with hl.single_thread("meta"):  # not the CPU: left alone
+    with hl.core.single_thread("meta"):  # not the CPU: left alone
         assert torch.get_num_threads() == n

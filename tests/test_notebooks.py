@@ -58,7 +58,7 @@ def test_chapter_06_reads_spectra_files_of_the_command_line(tmp_path):
     the chapter loads files of its own models, and refuses a file of another model."""
     import nbformat
 
-    from hesslib import cli
+    from hesslib.distributed import cli
 
     files = {m: tmp_path / f"spectra_{m}_quick.pt" for m in ("gpt", "cnn")}
     for model, out in files.items():

@@ -23,8 +23,10 @@ def test_summary_matches_unchunked_functions(problem, dtype, max_pixels, pool):
     net = hl.OneHiddenNet(net.W.detach().to(dtype), net.V.detach().to(dtype))
     H = hl.closed_form_hessian(net, X, data.y, loss="ce")
     layout = net.layout()
-    s = hl.summarize_hessian(H, layout, keep=("V",), max_pixels=max_pixels, pool=pool, chunk_rows=5)
-    img, factor = hl.plot.pool_abs(H, max_pixels=max_pixels, mode=pool)
+    s = hl.chapters.observations.summarize_hessian(
+        H, layout, keep=("V",), max_pixels=max_pixels, pool=pool, chunk_rows=5
+    )
+    img, factor = hl.core.pool_abs(H, max_pixels=max_pixels, mode=pool)
     assert s.factor == factor and s.image.shape == img.shape
     np.testing.assert_allclose(s.image, img, rtol=1e-6, atol=1e-7 * img.max())
     ref = hl.block_norms(H, layout)
@@ -43,22 +45,24 @@ def test_summary_rejects_non_finite_and_bad_shapes():
     H = torch.eye(6)
     H[4, 1] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
-        hl.summarize_hessian(H, layout)
+        hl.chapters.observations.summarize_hessian(H, layout)
     with pytest.raises(ValueError, match="shape"):
-        hl.summarize_hessian(torch.eye(5), layout)
+        hl.chapters.observations.summarize_hessian(torch.eye(5), layout)
     with pytest.raises(ValueError, match="pool"):
-        hl.summarize_hessian(torch.eye(6), layout, pool="median")
+        hl.chapters.observations.summarize_hessian(torch.eye(6), layout, pool="median")
 
 
 def test_one_hidden_summary_and_drawing():
     data = hl.gaussian_data(20, 12, 5, seed=3, dtype=torch.float32, device="cpu")
     net = hl.one_hidden_net(12, 3, 5, seed=4, dtype=torch.float32, device="cpu")
-    s = hl.one_hidden_summary(net, data.X, data.y, loss="mse", max_pixels=10, title="t")
+    s = hl.chapters.observations.one_hidden_summary(
+        net, data.X, data.y, loss="mse", max_pixels=10, title="t"
+    )
     H = hl.closed_form_hessian(net, data.X, data.y, loss="mse")
     assert s.seconds > 0 and s.factor == 6 and s.num_params == 51
     assert s.stats("V").rms_ratio == 0.0  # MSE: class blocks exactly decoupled
     assert torch.allclose(s.group_norms("W"), hl.block_norms(H, net.layout())[:3, :3], rtol=1e-5)
-    ax = hl.draw_summary(s, clip=1 / 10)
+    ax = hl.plot.hessian_summary(s, clip=1 / 10)
     assert "max-pooled 6×6" in ax.get_xlabel() and ax.get_title() == "t"
     plt.close("all")
 
@@ -70,7 +74,7 @@ def test_ce_class_block_mass_matches_dense(shape):
     lin = hl.linear_net(d, C, seed=N + 1, device="cpu")
     H = hl.closed_form_hessian(lin, data.X, data.y, loss="ce")
     dense = hl.block_stats(H, lin.layout())
-    gram = hl.ce_class_block_mass(data.X, lin(data.X).detach())
+    gram = hl.chapters.observations.ce_class_block_mass(data.X, lin(data.X).detach())
     assert gram.num_classes == C
     assert gram.diag_mass == pytest.approx(dense.diag_mass, rel=1e-12)
     assert gram.rms_ratio == pytest.approx(dense.rms_ratio, rel=1e-10)
@@ -86,7 +90,7 @@ def test_ce_class_block_mass_output_layer_of_one_hidden_net(problem):
     H = hl.closed_form_hessian(net, data.X, data.y, loss="ce")
     dense = hl.block_stats(H, net.layout(), group="V")
     A = torch.relu(data.X @ net.W.detach().T)  # (N, m)
-    gram = hl.ce_class_block_mass(A, net(data.X).detach())
+    gram = hl.chapters.observations.ce_class_block_mass(A, net(data.X).detach())
     assert gram.diag_mass == pytest.approx(dense.diag_mass, rel=1e-10)
     assert gram.rms_ratio == pytest.approx(dense.rms_ratio, rel=1e-8)
 
@@ -94,7 +98,9 @@ def test_ce_class_block_mass_output_layer_of_one_hidden_net(problem):
 def test_uniform_probabilities_give_c_minus_one_over_c():
     X = hl.gaussian_data(15, 4, 2, seed=0, device="cpu").X
     for C in (2, 5, 40):
-        mass = hl.ce_class_block_mass(X, torch.zeros(15, C, dtype=X.dtype)).diag_mass
+        mass = hl.chapters.observations.ce_class_block_mass(
+            X, torch.zeros(15, C, dtype=X.dtype)
+        ).diag_mass
         assert mass == pytest.approx((C - 1) / C, rel=1e-12)
     with pytest.raises(ValueError, match="logits"):
-        hl.ce_class_block_mass(X, torch.zeros(14, 3, dtype=X.dtype))
+        hl.chapters.observations.ce_class_block_mass(X, torch.zeros(14, 3, dtype=X.dtype))

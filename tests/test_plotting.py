@@ -16,15 +16,15 @@ import hesslib as hl  # noqa: E402
 def test_pool_abs_max_and_mean():
     H = torch.zeros(10, 10)
     H[3, 7] = -5.0
-    img, factor = hl.plot.pool_abs(H, max_pixels=5, mode="max")
+    img, factor = hl.core.pool_abs(H, max_pixels=5, mode="max")
     assert factor == 2 and img.shape == (5, 5)
     assert img[1, 3] == 5.0 and img.sum() == 5.0
-    img, _ = hl.plot.pool_abs(H, max_pixels=5, mode="mean")
+    img, _ = hl.core.pool_abs(H, max_pixels=5, mode="mean")
     assert img[1, 3] == pytest.approx(5.0 / 4)
-    img, factor = hl.plot.pool_abs(H, max_pixels=100)
+    img, factor = hl.core.pool_abs(H, max_pixels=100)
     assert factor == 1 and img[3, 7] == 5.0
     with pytest.raises(ValueError, match="mode must be"):
-        hl.plot.pool_abs(H, mode="median")
+        hl.core.pool_abs(H, mode="median")
 
 
 def test_heatmap_draws_grid_and_states_pooling():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hesslib import rmt
+from hesslib.rmt import laws as rmt
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import hesslib as hl
-from hesslib import static
-from hesslib.rmt import second_moment_prediction
+from hesslib.core import block_ratios as static
+from hesslib.rmt.laws import second_moment_prediction
 
 
-def _data(N, d, seed):  # noqa: N803
+def _data(N, d, seed):
     return hl.gaussian_data(N, d, 3, seed=seed, device="cpu").X
 
 
@@ -58,8 +58,8 @@ def test_uniform_softmax_gives_one_over_c_minus_one():
     with torch.no_grad():
         model.V.zero_()
     assert hl.block_ratios_at_init(model, X, loss="ce").vv == pytest.approx(1 / 8, rel=1e-12)
-    assert hl.intuition_ratio([9], block="vv")[0] == pytest.approx(1 / 8)
-    assert hl.intuition_ratio([16], block="ww")[0] == pytest.approx(0.25)
+    assert hl.chapters.static_force.intuition_ratio([9], block="vv")[0] == pytest.approx(1 / 8)
+    assert hl.chapters.static_force.intuition_ratio([16], block="ww")[0] == pytest.approx(0.25)
 
 
 def test_decoupled_equals_gram_formula_with_other_weights():
@@ -137,9 +137,11 @@ def test_prediction_is_close_for_case2_and_neuron_blocks():
 
 
 def test_sweep_shapes_independence_and_slopes():
-    sweep = hl.class_sweep([2, 16, 128], [0, 1], N=150, d=15, m=4, device="cpu", progress=False)
-    assert set(sweep.measured) == set(hl.SWEEP_KEYS)
-    for key in hl.SWEEP_KEYS:
+    sweep = hl.chapters.static_force.class_sweep(
+        [2, 16, 128], [0, 1], N=150, d=15, m=4, device="cpu", progress=False
+    )
+    assert set(sweep.measured) == set(hl.chapters.static_force.SWEEP_KEYS)
+    for key in hl.chapters.static_force.SWEEP_KEYS:
         assert sweep.measured[key].shape == (3, 2) and np.all(sweep.measured[key] > 0)
         assert sweep.relative_error(key).shape == (3,)
     # seeds give independent draws
@@ -183,11 +185,11 @@ def test_coupling_summary_levels():
     y = torch.randint(4, (60,), generator=hl.make_generator(1))
     net = hl.one_hidden_net(6, 3, 4, seed=13)
     H = hl.closed_form_hessian(net, X, y, loss="mse")
-    s = hl.coupling_summary(H, net.layout())
+    s = hl.chapters.static_force.coupling_summary(H, net.layout())
     assert s.vv == 0.0 and s.ww > 0 and s.wv > 0
     torch.testing.assert_close(s.rho.diagonal(), torch.ones(7, dtype=torch.float64))
     with pytest.raises(ValueError, match="non-zero"):
-        hl.coupling_matrix(torch.zeros(2, 2, dtype=torch.float64))
+        hl.chapters.static_force.coupling_matrix(torch.zeros(2, 2, dtype=torch.float64))
 
 
 def test_bad_inputs_raise():
@@ -204,6 +206,6 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="decouple_with must have"):
         hl.block_ratios_at_init(lin, X, decouple_with=_data(11, 4, seed=1))
     with pytest.raises(ValueError, match="num_classes"):
-        hl.class_sweep([1, 4], [0], N=10, d=4, progress=False)
+        hl.chapters.static_force.class_sweep([1, 4], [0], N=10, d=4, progress=False)
     with pytest.raises(ValueError, match="C must be >= 2"):
-        hl.intuition_ratio([1], block="vv")
+        hl.chapters.static_force.intuition_ratio([1], block="vv")

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 import hesslib as hl
-from hesslib._mlp_grad import MLPGrad
+from hesslib.train.mlp_grad import MLPGrad
 
 
 def _models(d, C):
     return {
         "linear": hl.linear_net(d, C, seed=1, device="cpu"),
         "one_hidden": hl.one_hidden_net(d, 4, C, seed=2, device="cpu"),
-        "deep": hl.deep_net(d, 6, C, depth=4, seed=3, device="cpu"),
+        "deep": hl.nets.deep_net(d, 6, C, depth=4, seed=3, device="cpu"),
     }
 
 
@@ -62,13 +62,13 @@ def test_trajectory_equals_torch_adam(data, kind):
     )
     model = _models(data.d, data.num_classes)[kind]
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
-    lrs = hl.lr_schedule(lr, steps, schedule="cosine", warmup=3)
+    lrs = hl.train.lr_schedule(lr, steps, schedule="cosine", warmup=3)
     ref_losses = []
     for t in range(steps):
         for group in opt.param_groups:
             group["lr"] = float(lrs[t])
         opt.zero_grad()
-        value = hl.cross_entropy(model(data.X), data.y)
+        value = hl.core.cross_entropy(model(data.X), data.y)
         ref_losses.append(float(value))
         value.backward()
         opt.step()
@@ -97,7 +97,7 @@ def test_checkpoints_callback_and_untouched_model(data):
 
     def cb(step, model):
         seen.append((step, model.W.dtype))
-        return float(hl.cross_entropy(model(data.X), data.y))
+        return float(hl.core.cross_entropy(model(data.X), data.y))
 
     res = hl.train_adam(
         net,
@@ -142,22 +142,22 @@ def test_learnable_labels_reach_low_loss():
 
 
 def test_lr_schedule():
-    lrs = hl.lr_schedule(1.0, 100, schedule="cosine", min_lr=0.1)
+    lrs = hl.train.lr_schedule(1.0, 100, schedule="cosine", min_lr=0.1)
     assert float(lrs[0]) == pytest.approx(1.0)
     assert float(lrs[50]) == pytest.approx(0.55, abs=1e-12)
     assert bool((lrs[1:] <= lrs[:-1]).all())
-    w = hl.lr_schedule(2.0, 10, schedule="cosine", warmup=4)
+    w = hl.train.lr_schedule(2.0, 10, schedule="cosine", warmup=4)
     assert w[:4].tolist() == pytest.approx([0.5, 1.0, 1.5, 2.0])
     assert float(w[4]) == pytest.approx(2.0)
-    c = hl.lr_schedule(0.3, 5)
+    c = hl.train.lr_schedule(0.3, 5)
     assert c.tolist() == [0.3] * 5
     assert float(w[-1]) == pytest.approx(2.0 * 0.5 * (1 + math.cos(math.pi * 5 / 6)))
 
 
 def test_checkpoint_steps():
-    assert hl.checkpoint_steps(1000) == [0, 10, 250, 500, 1000]
-    assert hl.checkpoint_steps(50) == [0, 1, 12, 25, 50]
-    s = hl.checkpoint_steps(1000, (0.0, 1.0), extra_log=4)
+    assert hl.train.checkpoint_steps(1000) == [0, 10, 250, 500, 1000]
+    assert hl.train.checkpoint_steps(50) == [0, 1, 12, 25, 50]
+    s = hl.train.checkpoint_steps(1000, (0.0, 1.0), extra_log=4)
     assert s == [0, 1, 10, 100, 1000]
 
 
@@ -189,11 +189,11 @@ def test_any_module_uses_autograd(data):
 
 def test_speed_helpers(data):
     net = _models(data.d, data.num_classes)["one_hidden"]
-    slow = hl.textbook_adam_speed(net, data.X, data.y, steps=5)
-    fast, slow2 = hl.compare_adam_speed(net, data.X, data.y, steps=5, repeats=2)
+    slow = hl.train.textbook_adam_speed(net, data.X, data.y, steps=5)
+    fast, slow2 = hl.train.compare_adam_speed(net, data.X, data.y, steps=5, repeats=2)
     assert slow > 0 and fast > 0 and slow2 > 0
     with pytest.raises(ValueError, match="repeats"):
-        hl.compare_adam_speed(net, data.X, data.y, repeats=0)
+        hl.train.compare_adam_speed(net, data.X, data.y, repeats=0)
 
 
 def test_threads_restored(data):

@@ -10,11 +10,11 @@ import hesslib as hl
 
 @pytest.fixture(scope="module")
 def zen_tokens():
-    return hl.char_tokens(hl.zen_text(), vocab_size=16)
+    return hl.nets.char_tokens(hl.nets.zen_text(), vocab_size=16)
 
 
 def test_zen_text_is_decoded():
-    text = hl.zen_text()
+    text = hl.nets.zen_text()
     assert text.startswith("The Zen of Python, by Tim Peters")
     assert "Beautiful is better than ugly." in text
     assert len(text) == 856
@@ -24,28 +24,30 @@ def test_char_tokens_vocabulary(zen_tokens):
     tokens, alphabet = zen_tokens
     assert len(alphabet) == 16 and alphabet[-1] == "<other>" and alphabet[0] == " "
     assert tokens.dtype == torch.long and int(tokens.max()) == 15 and int(tokens.min()) == 0
-    assert tokens.numel() == len(hl.zen_text())
-    full, chars = hl.char_tokens(hl.zen_text())
+    assert tokens.numel() == len(hl.nets.zen_text())
+    full, chars = hl.nets.char_tokens(hl.nets.zen_text())
     assert len(chars) == int(full.max()) + 1 == 32  # every lowercase character keeps its id
-    assert torch.equal(hl.char_tokens(hl.zen_text(), vocab_size=16)[0], tokens)  # deterministic
+    assert torch.equal(
+        hl.nets.char_tokens(hl.nets.zen_text(), vocab_size=16)[0], tokens
+    )  # deterministic
 
 
 def test_token_windows_shift(zen_tokens):
     tokens, _ = zen_tokens
-    data = hl.token_windows(tokens, 3, num=5, vocab_size=16, device="cpu")
+    data = hl.nets.token_windows(tokens, 3, num=5, vocab_size=16, device="cpu")
     assert data.X.shape == (5, 3) and data.y.shape == (15,)
     Y = data.y.reshape(5, 3)
     assert torch.equal(data.X[:, 1:], Y[:, :-1])  # targets are the inputs shifted by one
     with pytest.raises(ValueError, match="num"):
-        hl.token_windows(tokens, 3, num=10_000)
+        hl.nets.token_windows(tokens, 3, num=10_000)
     with pytest.raises(ValueError, match="too few"):
-        hl.token_windows(tokens[:3], 3)
+        hl.nets.token_windows(tokens[:3], 3)
 
 
 def _tiny(num_layers, windows=40, seed=0):
-    tokens, _ = hl.char_tokens(hl.zen_text(), vocab_size=16)
-    data = hl.token_windows(tokens, 2, num=windows, vocab_size=16, device="cpu")
-    model = hl.gpt(16, num_layers=num_layers, seed=seed, device="cpu")
+    tokens, _ = hl.nets.char_tokens(hl.nets.zen_text(), vocab_size=16)
+    data = hl.nets.token_windows(tokens, 2, num=windows, vocab_size=16, device="cpu")
+    model = hl.nets.gpt(16, num_layers=num_layers, seed=seed, device="cpu")
     return model, data
 
 
@@ -62,7 +64,7 @@ def test_full_hessian_matches_torch_func(num_layers):
 
 def test_layouts_follow_parameter_order():
     model, _ = _tiny(2)
-    mod, head = hl.gpt_layout(model), hl.gpt_layout(model, by="head")
+    mod, head = hl.nets.gpt_layout(model), hl.nets.gpt_layout(model, by="head")
     P = sum(p.numel() for p in model.parameters())
     assert mod.num_params == head.num_params == P == 72 + 2 * 96 + 64
     assert mod.names[:4] == ("wte", "wpe", "L0.Q", "L0.K") and mod.names[-1] == "lm_head"
@@ -76,7 +78,7 @@ def test_layouts_follow_parameter_order():
 
 
 def test_attention_is_causal():
-    model = hl.gpt(
+    model = hl.nets.gpt(
         10, context=5, width=8, num_heads=2, mlp_width=8, num_layers=2, layernorm=True, device="cpu"
     )
     X = torch.randint(0, 10, (3, 5), generator=torch.Generator().manual_seed(0))
@@ -88,36 +90,38 @@ def test_attention_is_causal():
 
 
 def test_gpt2_init_scale_and_errors():
-    model = hl.gpt(20, width=8, num_heads=2, mlp_width=16, num_layers=3, init="gpt2", device="cpu")
+    model = hl.nets.gpt(
+        20, width=8, num_heads=2, mlp_width=16, num_layers=3, init="gpt2", device="cpu"
+    )
     std = model.wte.detach().std()
     assert 0.015 < float(std) < 0.025
     assert float(model.layers[0].o.detach().std()) < float(std) / 2  # 0.02 / sqrt(2 L)
     with pytest.raises(ValueError, match="init"):
-        hl.gpt(10, init="xavier")
+        hl.nets.gpt(10, init="xavier")
     with pytest.raises(ValueError, match="divisible"):
-        hl.gpt(10, width=6, num_heads=4)
+        hl.nets.gpt(10, width=6, num_heads=4)
     with pytest.raises(ValueError, match="long tensor"):
         model(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="context"):
-        hl.gpt(10, context=2, device="cpu")(torch.zeros(1, 3, dtype=torch.long))
+        hl.nets.gpt(10, context=2, device="cpu")(torch.zeros(1, 3, dtype=torch.long))
 
 
 def test_meta_device_layout_needs_no_memory():
     with torch.device("meta"):
-        big = hl.GPT(50257, 1024, 768, 12, 3072, 12, layernorm=True)
-    lay = hl.gpt_layout(big, by="head")
+        big = hl.nets.GPT(50257, 1024, 768, 12, 3072, 12, layernorm=True)
+    lay = hl.nets.gpt_layout(big, by="head")
     assert lay.num_params == 162_915_840  # untied embeddings and LM head, no biases
     assert lay.num_blocks == 2 + 12 * (4 * 12 + 2) + 1
 
 
 def test_adam_mini_partition():
     model, _ = _tiny(2)
-    ids = hl.adam_mini_blocks(model)
+    ids = hl.nets.adam_mini_blocks(model)
     P = sum(p.numel() for p in model.parameters())
     assert ids.shape == (P,) and ids.dtype == torch.long
     assert (
         int(ids.max()) + 1
-        == hl.adam_mini_num_blocks(model)
+        == hl.nets.adam_mini_num_blocks(model)
         == 16 + 2 + 2 * (2 + 2 + 4 + 4 + 4 + 4) + 16
     )
     # the output projection's blocks are output neurons: O[:, :, d] for each d

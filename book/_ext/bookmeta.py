@@ -1,0 +1,270 @@
+"""Facts behind the book build: content hashes, execution records, the reproducibility page.
+
+Used by :mod:`hesslib.book` and :mod:`hesslib._booksite`. An executed chapter carries a
+record in its notebook metadata (``metadata["hesslib"]``); ``book/reproducibility.md`` is
+rendered from those records at build time, so none of its numbers are typed by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+META_KEY = "hesslib"
+# Bump when the execution procedure changes in a way that should invalidate every cache.
+CACHE_FORMAT = 1
+# The build machinery itself: chapters never import it, so editing it re-executes nothing.
+BUILD_MODULES = frozenset({"book.py", "_booksite.py", "_bookmeta.py"})
+
+
+def content_hash(
+    source: str, profile: str, parameters: dict[str, Any], *, lib_dir: Path, extra: list[Path]
+) -> str:
+    """SHA-256 of everything an executed chapter depends on.
+
+    Args:
+        source: the chapter's jupytext source text.
+        profile: the profile it is executed at.
+        parameters: every parameter papermill injects (``profile`` included).
+        lib_dir: the directory of the hesslib package the kernel imports; all its ``*.py``
+            except the build's own modules (``BUILD_MODULES``).
+        extra: further files that matter (the lock file); missing ones are skipped.
+    """
+    h = hashlib.sha256()
+    head = {"format": CACHE_FORMAT, "profile": profile, "parameters": parameters}
+    h.update(json.dumps(head, sort_keys=True, default=repr).encode())
+    h.update(b"\0source\0" + source.encode())
+    library = [p for p in sorted(lib_dir.glob("*.py")) if p.name not in BUILD_MODULES]
+    for path in library + [p for p in extra if p.is_file()]:
+        h.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def git_commit(root: Path) -> str:
+    """``HEAD``'s commit (``+dirty`` when the tree has changes), or ``"unknown"``."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        return out.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain")
+    except (OSError, RuntimeError, subprocess.TimeoutExpired):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_facts(root: Path) -> dict[str, Any]:
+    """Device, versions and commit, measured in this process (the kernel's machine)."""
+    from .core.device import device_name
+
+    return {
+        "device": device_name(),
+        "torch": _version("torch"),
+        "hesslib": _version("hesslib"),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "git_commit": git_commit(root),
+        "executable": sys.executable,
+    }
+
+
+def make_record(
+    *,
+    chapter: str,
+    profile: str,
+    parameters: dict[str, Any],
+    seed: Any,
+    seconds: float,
+    digest: str,
+    facts: dict[str, Any],
+) -> dict[str, Any]:
+    """The metadata stored in ``nb.metadata["hesslib"]`` of an executed chapter."""
+    return {
+        "chapter": chapter,
+        "profile": profile,
+        "parameters": parameters,
+        "seed": seed,
+        "wall_seconds": round(seconds, 2),
+        "executed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "content_hash": digest,
+        **facts,
+    }
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The record of an executed notebook, or ``None`` when it has none."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return nb.get("metadata", {}).get(META_KEY)
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"`{k}={v!r}`" for k, v in params.items()) or "—"
+
+
+FACTS = {"device": "Device", "torch": "torch", "hesslib": "hesslib", "git_commit": "Commit"}
+
+
+def _fact(key: str, value: Any) -> str:
+    return f"`{value}`" if key == "git_commit" else str(value)
+
+
+def render_reproducibility(
+    records: list[dict[str, Any]], profile: str, others: dict[str, list[dict[str, Any]]]
+) -> str:
+    """Markdown of ``book/reproducibility.md``.
+
+    Args:
+        records: one record per chapter of this build, in book order.
+        profile: the profile of this build.
+        others: records of every profile found in the execution cache, by profile.
+
+    Facts shared by every chapter (device, versions, commit) are stated once under the
+    table; those that differ get a column.
+    """
+    total = sum(r["wall_seconds"] for r in records)
+    varying = [k for k in FACTS if len({str(r.get(k)) for r in records}) > 1]
+    shared = [k for k in FACTS if k not in varying]
+    head = ["Chapter", "Profile", "Injected parameters", "Seed", "Wall-clock"]
+    head += [FACTS[k] for k in varying]
+    lines = [
+        "# Reproducibility",
+        "",
+        "This page is generated by `python -m hesslib.book build` from the metadata that the",
+        "build stores in every executed notebook; nothing on it is typed by hand.",
+        f"This build executed the chapters at the **`{profile}`** profile; together they took",
+        f"**{_fmt_seconds(total)}** of wall-clock time.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
+    for r in records:
+        number = r["chapter"].split("_")[0]
+        cells = [
+            f"{{doc}}`{number} <../notebooks/{r['chapter']}>`",
+            f"`{r['profile']}`",
+            _fmt_params(r["parameters"]),
+            str(r["seed"]),
+            _fmt_seconds(r["wall_seconds"]),
+        ] + [_fact(k, r.get(k)) for k in varying]
+        lines.append("| " + " | ".join(cells) + " |")
+    blank = [""] * (len(head) - 5)
+    lines.append(
+        "| " + " | ".join(["**Total**", "", "", "", f"**{_fmt_seconds(total)}**", *blank]) + " |"
+    )
+    if records:
+        first = records[0]
+        facts = [f"{FACTS[k].lower()} {_fact(k, first.get(k))}" for k in shared]
+        facts.append(f"Python {first['python']} on {first['platform']}")
+        lines += [
+            "",
+            "Shared by every chapter: " + "; ".join(facts) + ". Each chapter was executed by",
+            "papermill in a fresh kernel, so its time includes starting the kernel and importing",
+            "the libraries. Execution dates (UTC): "
+            + ", ".join(f"{r['chapter']} {r['executed_at']}" for r in records)
+            + ".",
+        ]
+    lines += _render_profiles(others)
+    lines += [
+        "",
+        "To re-execute a chapter at another profile, see {doc}`intro` (*Re-executing a chapter*).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _render_profiles(others: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The wall-clock of every chapter at every profile found in the execution cache."""
+    if not others:
+        return []
+    profiles = list(others)
+    chapters = sorted({r["chapter"] for recs in others.values() for r in recs})
+    times = {(r["chapter"], p): r["wall_seconds"] for p, recs in others.items() for r in recs}
+    lines = [
+        "",
+        "## Cost of each profile",
+        "",
+        "Wall-clock time of every chapter at every profile executed on the machine that built",
+        "this page, as found in its execution cache (— : not executed there):",
+        "",
+        "| Chapter | " + " | ".join(f"`{p}`" for p in profiles) + " |",
+        "| --- |" + " --- |" * len(profiles),
+    ]
+    for ch in chapters:
+        cells = [_fmt_seconds(times[ch, p]) if (ch, p) in times else "—" for p in profiles]
+        lines.append(f"| {ch} | " + " | ".join(cells) + " |")
+    totals = []
+    for p in profiles:
+        total = f"**{_fmt_seconds(sum(r['wall_seconds'] for r in others[p]))}**"
+        if len(others[p]) < len(chapters):  # a sum over some chapters only: say which share
+            total += f" ({len(others[p])} of {len(chapters)} chapters)"
+        totals.append(total)
+    lines.append("| **Total** | " + " | ".join(totals) + " |")
+    lines += [
+        "",
+        "Devices: "
+        + "; ".join(
+            f"`{p}` on {', '.join(sorted({r['device'] for r in others[p]}))}" for p in profiles
+        )
+        + ".",
+    ]
+    return lines
+
+
+def extract_figures(notebook: Path, out_dir: Path) -> list[Path]:
+    """Write the PNG/SVG outputs of an executed notebook to ``out_dir``; return their paths."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    written = []
+    nb = json.loads(notebook.read_text())
+    for index, cell in enumerate(nb["cells"], start=1):
+        images = [o["data"] for o in cell.get("outputs", []) if "data" in o]
+        for k, data in enumerate(d for d in images if "image/png" in d or "image/svg+xml" in d):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if "image/png" in data:
+                path = out_dir / f"cell{index:02d}_{k}.png"
+                path.write_bytes(base64.b64decode(data["image/png"]))
+            else:
+                path = out_dir / f"cell{index:02d}_{k}.svg"
+                svg = data["image/svg+xml"]
+                path.write_text(svg if isinstance(svg, str) else "".join(svg))
+            written.append(path)
+    return written
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` unless ``dst`` holds the same bytes (its mtime then stays)."""
+    if not dst.exists() or dst.read_bytes() != src.read_bytes():
+        shutil.copyfile(src, dst)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it holds that text already."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)

@@ -1,0 +1,100 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats
+
+__all__ = [
+    "fit_slope",
+    "loglog_fit",
+    "SlopeFit",
+]
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """Least-squares fit of ``log r = a + s log C`` (``scipy.stats.linregress``).
+
+    Attributes:
+        slope: ``s``; stderr: its standard error; low, high: the ``level`` confidence interval
+        (Student t with ``n − 2`` degrees of freedom); intercept: ``a``; n: number of points;
+        level: confidence level.
+    """
+
+    slope: float
+    stderr: float
+    low: float
+    high: float
+    intercept: float
+    n: int
+    level: float
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the confidence interval."""
+        return self.low <= value <= self.high
+
+
+def fit_slope(Cs, ratios, *, c_min: float = 2, level: float = 0.95) -> SlopeFit:
+    """Fit the log-log slope of ``ratios`` against ``C`` over all seeds, for ``C >= c_min``.
+
+    Args:
+        Cs: class counts ``(K,)``.
+        ratios: ``(K,)`` or ``(K, S)`` (every seed is a point).
+        c_min: smallest ``C`` used (the asymptotic regime).
+        level: confidence level of the interval.
+    """
+    Cs = np.asarray(Cs, dtype=float)
+    R = np.asarray(ratios, dtype=float).reshape(len(Cs), -1)
+    keep = Cs >= c_min
+    x = np.repeat(np.log(Cs[keep]), R.shape[1])
+    if len(x) < 3 or len(np.unique(x)) < 2:
+        raise ValueError(f"need at least 3 points and 2 distinct C >= c_min={c_min} to fit a slope")
+    if not (np.all(np.isfinite(R[keep])) and np.all(R[keep] > 0)):
+        raise ValueError("ratios must be positive and finite to fit on a log scale")
+    y = np.log(R[keep].reshape(-1))
+    res = stats.linregress(x, y)
+    t = stats.t.ppf(0.5 + level / 2, len(x) - 2)
+    return SlopeFit(
+        float(res.slope),
+        float(res.stderr),
+        float(res.slope - t * res.stderr),
+        float(res.slope + t * res.stderr),
+        float(res.intercept),
+        len(x),
+        level,
+    )
+
+
+def loglog_fit(x, y, y_se, *, level: float = 0.95):
+    r"""Weighted least-squares fit of ``log y = a + s log x`` with ``σ(log y) = y_se / y``.
+
+    The parameter covariance is ``(Aᵀ W A)^{-1}`` times ``max(1, χ²/(K − 2))`` (the errors are
+    inflated when the points scatter more than their error bars say), and the interval uses
+    Student's t with ``K − 2`` degrees of freedom.
+
+    Returns:
+        :class:`hesslib.SlopeFit` (the fit result of chapter 04).
+    """
+    from scipy import stats
+
+    pass
+
+    x, y, se = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (x, y, y_se))
+    if not (x.numel() == y.numel() == se.numel() >= 3):
+        raise ValueError("x, y and y_se must have the same length >= 3")
+    if not bool((x > 0).all() & (y > 0).all() & (se > 0).all()):
+        raise ValueError("x, y and y_se must be positive to fit on a log scale")
+    A = torch.stack([torch.ones_like(x), x.log()], 1)  # (K, 2)
+    w = (y / se) ** 2  # 1 / σ(log y)²
+    cov = torch.linalg.inv(A.T @ (w[:, None] * A))
+    a, s = (cov @ (A.T @ (w * y.log()))).tolist()
+    chi2 = float((w * (y.log() - a - s * x.log()) ** 2).sum())
+    k = x.numel()
+    stderr = math.sqrt(float(cov[1, 1]) * max(1.0, chi2 / (k - 2)))
+    t = float(stats.t.ppf(0.5 + level / 2, k - 2))
+    return SlopeFit(s, stderr, s - t * stderr, s + t * stderr, a, k, level)

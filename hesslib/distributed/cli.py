@@ -1,0 +1,140 @@
+"""Command line: blockwise Hessian spectra on one or many processes, written to a file.
+
+Launch with ``torchrun`` for several processes (GPUs or CPU cores, one or many nodes)::
+
+    torchrun --standalone --nproc-per-node 2 -m hesslib.cli slq --model gpt --profile quick
+
+or with plain ``python -m hesslib.cli slq …`` for one process. Every rank builds the same model
+and data from the seed, with the settings of :data:`hesslib.zoo.SPECTRA_MODELS` (the table
+chapter 06 reads too). The Lanczos recursion of every parameter block advances together, with
+its Hessian-vector products shared out as ``--mode`` says (see :mod:`hesslib.distributed_ops`).
+Rank 0 writes the nodes and weights of every block with the settings
+(:func:`hesslib.save_block_spectra`); chapter 06 reads them back with
+:func:`hesslib.load_block_spectra` instead of recomputing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from ..core.device import device_name
+from ..nets.zoo import PARTITIONS, SPECTRA_MODELS, spectra_problem, spectra_settings
+from ..spectral.files import save_block_spectra
+from .comm import MODES, init_distributed, rank_and_world_size, shutdown_distributed
+from .ops import distributed_lanczos
+
+__all__ = [
+    "main",
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m hesslib.cli", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("slq", help="blockwise SLQ spectra of a chapter-06 model, to a .pt file")
+    p.add_argument("--model", choices=sorted(SPECTRA_MODELS), default="gpt")
+    p.add_argument("--profile", choices=("quick", "default", "paper"), default="default")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="data",
+        help="data: samples split, one all_reduce per step; probe: probes split",
+    )
+    p.add_argument("--partition", choices=PARTITIONS, default="module")
+    p.add_argument("--steps", type=int, help="Lanczos steps (default: the profile's)")
+    p.add_argument("--probes", type=int, help="probes per block (default: the profile's)")
+    p.add_argument("--N", type=int, help="number of samples/windows (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="dtype of the model and HVPs (Lanczos itself runs in float64)",
+    )
+    p.add_argument("--chunk-size", type=int, help="columns per vectorised HVP (bounds memory)")
+    p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds a collective may wait for the other ranks",
+    )
+    p.add_argument("--out", help="output file (default spectra_<model>_<profile>.pt)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m hesslib.cli`` (and of ``torchrun … -m hesslib.cli``)."""
+    args = _parser().parse_args(argv)
+    device = init_distributed(
+        backend=None if args.backend == "auto" else args.backend, timeout=args.timeout
+    )
+    rank, size = rank_and_world_size()
+    try:
+        cfg = spectra_settings(
+            args.model,
+            args.profile,
+            verbose=rank == 0,
+            N=args.N,
+            steps=args.steps,
+            probes=args.probes,
+            chunk_size=args.chunk_size,
+        )
+        dtype = getattr(torch, args.dtype)
+        problem = spectra_problem(
+            cfg, partition=args.partition, seed=args.seed, device=device, dtype=dtype
+        )
+        layout, loss = problem.layout, problem.loss
+        stats: dict = {}
+        t0 = time.perf_counter()
+        results = distributed_lanczos(
+            problem.net,
+            problem.data.X,
+            problem.data.y,
+            loss,
+            mode=args.mode,
+            layout=layout,
+            num_steps=cfg.steps,
+            num_probes=cfg.probes,
+            seed=args.seed,
+            chunk_size=cfg.chunk_size,
+            progress=rank == 0,
+            stats=stats,
+        )
+        seconds = time.perf_counter() - t0
+        out = args.out or f"spectra_{args.model}_{args.profile}.pt"
+        if rank == 0:
+            settings = dict(
+                vars(cfg),  # the model's name and settings
+                mode=args.mode,
+                seed=args.seed,
+                partition=args.partition,
+                dtype=args.dtype,
+                loss=loss,
+                num_params=layout.num_params,
+                world_size=size,
+                backend=torch.distributed.get_backend() if size > 1 else "none",
+                device=device_name(device),
+                torch=torch.__version__,
+                seconds=seconds,
+                **{k: v for k, v in stats.items() if k not in ("mode", "world_size")},
+            )
+            save_block_spectra(out, layout.names, layout.sizes, results, settings)
+            per_step = stats["bytes_reduced"] / max(stats["matvec_calls"], 1)
+            print(
+                f"wrote {out}: {layout.num_blocks} blocks, P = {layout.num_params}, "
+                f"{cfg.probes} probes x {cfg.steps} steps on {size} process(es) "
+                f"({args.mode} mode) in {seconds:.1f} s; all_reduce per step "
+                f"{per_step / 2**20:.2f} MiB per rank"
+            )
+    finally:
+        shutdown_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+r"""CIFAR-100 from the official python-pickle archive, with a labelled Gaussian stand-in.
+
+Fig. 1 of arXiv 2505.02809 uses N = 128 CIFAR-100 training images (d = 3 · 32 · 32 = 3072,
+C = 100 fine classes). :func:`cifar100` reads them from the archive its authors publish,
+``cifar-100-python.tar.gz`` (Krizhevsky, 2009), after checking its MD5 checksum.
+
+Where the archive is looked for, in order:
+
+1. the ``root`` argument (a directory, or the archive file itself);
+2. the environment variable ``HESSLIB_CIFAR100`` (same meaning);
+3. the user cache directory: ``platformdirs.user_cache_dir("hesslib")/cifar100`` when
+   platformdirs is installed, else ``$XDG_CACHE_HOME/hesslib/cifar100`` (``~/.cache/...``).
+
+A directory may hold the archive or the extracted ``cifar-100-python/`` folder. Nothing is
+downloaded unless asked — ``download=True`` or ``HESSLIB_DOWNLOAD=1``, as torchvision's
+``download=False`` default — and a download has a short timeout. When no data can be had,
+:func:`cifar100` returns (``fallback=True``) a Gaussian stand-in of the same shape whose
+``is_standin`` flag, ``name`` and ``note`` say so and why; a chapter glues ``note`` into its
+text so the rendered page states which data it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.checks import check_positive_int
+from ..core.data import Dataset
+from ..core.device import default_device, make_generator
+
+__all__ = [
+    "CIFAR100_ENV",
+    "CIFAR100_MD5",
+    "CIFAR100_URL",
+    "DOWNLOAD_ENV",
+    "ChecksumError",
+    "cifar100",
+    "cifar100_cache_dir",
+    "CifarData",
+    "download_cifar100",
+    "file_md5",
+    "find_cifar100",
+    "read_cifar100",
+]
+
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"  # published with the archive
+CIFAR100_ENV = "HESSLIB_CIFAR100"
+DOWNLOAD_ENV = "HESSLIB_DOWNLOAD"
+ARCHIVE_NAME = "cifar-100-python.tar.gz"
+FOLDER_NAME = "cifar-100-python"
+IMAGE_SHAPE = (3, 32, 32)  # channel-major rows: 1024 red, 1024 green, 1024 blue values
+NUM_CLASSES = 100
+
+
+class ChecksumError(ValueError):
+    """The archive's MD5 checksum is not the published one (corrupt or wrong file)."""
+
+
+@dataclass(frozen=True)
+class CifarData(Dataset):
+    """A :class:`~hesslib.Dataset` that records where its images came from.
+
+    Attributes:
+        is_standin: ``True`` when the images are Gaussian noise standing in for CIFAR-100.
+        note: one sentence for the reader: the source of the data, or why it is a stand-in.
+        indices: positions of the samples in the split (``None`` for a stand-in).
+        class_names: the 100 fine label names (empty for a stand-in).
+    """
+
+    is_standin: bool = False
+    note: str = ""
+    indices: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] = ()
+
+
+def cifar100_cache_dir() -> Path:
+    """The user cache directory where a downloaded archive is kept."""
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:  # platformdirs is optional
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hesslib"
+    else:
+        base = Path(user_cache_dir("hesslib", appauthor=False))
+    return base / "cifar100"
+
+
+def file_md5(path: str | os.PathLike, *, chunk: int = 2**20) -> str:
+    """Hex MD5 digest of a file, read in chunks."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _candidates(root: str | os.PathLike | None) -> list[Path]:
+    """Directories or archive files to try, in order of precedence."""
+    out = []
+    if root is not None:
+        out.append(Path(root).expanduser())
+    if os.environ.get(CIFAR100_ENV):
+        out.append(Path(os.environ[CIFAR100_ENV]).expanduser())
+    out.append(cifar100_cache_dir())
+    return out
+
+
+def find_cifar100(root: str | os.PathLike | None = None) -> Path | None:
+    """The first archive or extracted folder found (see the module docstring), else ``None``.
+
+    Returns:
+        The path of ``cifar-100-python.tar.gz`` (or of an archive file given directly), or of
+        an extracted ``cifar-100-python/`` folder holding ``train``, ``test`` and ``meta``.
+    """
+    for cand in _candidates(root):
+        if cand.is_file():
+            return cand
+        if cand.is_dir():
+            if (cand / ARCHIVE_NAME).is_file():
+                return cand / ARCHIVE_NAME
+            for folder in (cand / FOLDER_NAME, cand):
+                if (folder / "train").is_file() and (folder / "meta").is_file():
+                    return folder
+    return None
+
+
+def download_cifar100(
+    directory: str | os.PathLike | None = None,
+    *,
+    url: str = CIFAR100_URL,
+    md5: str | None = CIFAR100_MD5,
+    timeout: float = 20.0,
+) -> Path:
+    """Download the archive into ``directory`` (default: the cache) and verify its checksum.
+
+    The file is written under a temporary name and renamed only once its MD5 matches, so an
+    interrupted or corrupt download never lands in the cache.
+
+    Args:
+        directory: where to keep ``cifar-100-python.tar.gz``.
+        url: the archive's address (the official Toronto URL by default).
+        md5: expected checksum (``None`` skips the check — for tests only).
+        timeout: seconds allowed for the connection and each read.
+
+    Returns:
+        The path of the verified archive.
+
+    Raises:
+        OSError: the network or the server failed (``urllib.error.URLError``, timeout).
+        ChecksumError: the downloaded file is not the published archive.
+    """
+    directory = Path(directory) if directory is not None else cifar100_cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / ARCHIVE_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".cifar100-", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out, length=2**20)
+        _verify(Path(tmp), md5)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _verify(path: Path, md5: str | None) -> None:
+    if md5 is None:
+        return
+    got = file_md5(path)
+    if got != md5.lower():
+        raise ChecksumError(
+            f"{path} has MD5 {got}, expected {md5}: it is not the published CIFAR-100 archive "
+            f"(corrupt or partial download?). Delete it, or point {CIFAR100_ENV} at a good copy."
+        )
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds NumPy arrays (the CIFAR files hold dicts, lists, arrays)."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"CIFAR-100 file refers to {module}.{name}: refused")
+        return super().find_class(module, name)
+
+
+def _unpickle(raw: bytes) -> dict:
+    obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    if not isinstance(obj, dict):
+        raise ValueError(f"a CIFAR-100 file must hold a dict, got {type(obj).__name__}")
+    return obj
+
+
+def _read_members(source: Path, names: tuple[str, ...]) -> dict[str, dict]:
+    """Unpickled ``cifar-100-python/<name>`` files from an archive or an extracted folder."""
+    out = {}
+    if source.is_dir():
+        for name in names:
+            out[name] = _unpickle((source / name).read_bytes())
+        return out
+    with tarfile.open(source, "r:gz") as tar:
+        for name in names:
+            try:
+                fh = tar.extractfile(f"{FOLDER_NAME}/{name}")
+            except KeyError as err:
+                raise ValueError(f"{source} has no member {FOLDER_NAME}/{name}") from err
+            if fh is None:
+                raise ValueError(f"{source}: {FOLDER_NAME}/{name} is not a file")
+            out[name] = _unpickle(fh.read())
+    return out
+
+
+def read_cifar100(
+    source: str | os.PathLike, *, split: str = "train", md5: str | None = CIFAR100_MD5
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """All images and fine labels of one split, as stored.
+
+    Args:
+        source: the archive (checked against ``md5``) or an extracted ``cifar-100-python/``
+            folder (not checked: it has no published checksum).
+        split: ``"train"`` (50 000 images) or ``"test"`` (10 000).
+        md5: expected MD5 of an archive; ``None`` skips the check.
+
+    Returns:
+        ``(data, labels, class_names)``: ``data`` uint8 of shape ``(n, 3072)`` in the archive's
+        channel-major layout, ``labels`` int64 ``(n,)`` in ``[0, 100)``, and the 100 names.
+
+    Raises:
+        ChecksumError: the archive's checksum is wrong.
+        ValueError: unknown split, or a file that is not in the CIFAR-100 format.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    source = Path(source)
+    if source.is_file():
+        _verify(source, md5)
+    files = _read_members(source, (split, "meta"))
+    batch, meta = files[split], files["meta"]
+    try:
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"fine_labels"], dtype=np.int64)
+        names = tuple(
+            n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"fine_label_names"]
+        )
+    except KeyError as err:
+        raise ValueError(f"{source}: not a CIFAR-100 file (missing key {err})") from err
+    d = int(np.prod(IMAGE_SHAPE))
+    if data.ndim != 2 or data.shape[1] != d or labels.shape != (data.shape[0],):
+        raise ValueError(
+            f"{source}: data must be (n, {d}) with n labels, got {data.shape}, {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise ValueError(f"{source}: fine labels outside [0, {NUM_CLASSES})")
+    return data, labels, names
+
+
+def _normalise(data: np.ndarray, image_size: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """uint8 pixels to [-1, 1], the same affine map on each channel: ``x / 127.5 − 1``.
+
+    This is ``Normalize(mean=0.5, std=0.5)`` per channel after scaling to [0, 1]. With
+    ``image_size < 32`` each channel is then average-pooled to ``image_size²`` pixels.
+    """
+    X = torch.from_numpy(data.astype(np.float64)) / 127.5 - 1.0  # (n, 3072)
+    if image_size != IMAGE_SHAPE[1]:
+        k = IMAGE_SHAPE[1] // image_size
+        imgs = X.view(-1, *IMAGE_SHAPE)  # (n, 3, 32, 32)
+        X = torch.nn.functional.avg_pool2d(imgs, k).reshape(X.shape[0], -1)  # (n, 3 s²)
+    return X.to(device=device, dtype=dtype)
+
+
+def _check_image_size(image_size: int) -> int:
+    check_positive_int("image_size", image_size)
+    if IMAGE_SHAPE[1] % image_size:
+        raise ValueError(f"image_size must divide 32 (1, 2, 4, 8, 16, 32), got {image_size}")
+    return image_size
+
+
+def cifar100(
+    n: int = 128,
+    *,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool | None = None,
+    fallback: bool = True,
+    seed: int = 0,
+    image_size: int = 32,
+    md5: str | None = CIFAR100_MD5,
+    timeout: float = 20.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> CifarData:
+    """``n`` CIFAR-100 images, drawn without replacement, normalised to [-1, 1].
+
+    Args:
+        n: number of images (Fig. 1 of arXiv 2505.02809 uses 128).
+        split: ``"train"`` or ``"test"``.
+        root: a directory holding the archive / extracted folder, or the archive itself;
+            overrides ``HESSLIB_CIFAR100`` and the cache.
+        download: fetch the archive into the cache when it is not found. ``None`` reads the
+            environment variable ``HESSLIB_DOWNLOAD`` (``1``/``true``/``yes``); default off.
+        fallback: when no data can be had, return a Gaussian stand-in (labelled as such)
+            instead of raising.
+        seed: which images are drawn (and the stand-in's noise).
+        image_size: side of the images after average pooling each channel (32 = as stored;
+            8 gives d = 192, for quick runs).
+        md5: expected checksum of the archive (the published one).
+        timeout: download timeout in seconds.
+        device: where ``X`` and ``y`` live (default :func:`hesslib.default_device`).
+        dtype: floating dtype of ``X``.
+
+    Returns:
+        A :class:`CifarData` with ``X`` of shape ``(n, 3 s²)``, ``s = image_size`` — ``(n, 3072)``
+        by default — in the archive's channel-major layout (all red values of a row, then green,
+        then blue), fine labels ``y`` and
+        ``num_classes = 100``. Check ``is_standin`` / ``note`` before calling it CIFAR-100.
+
+    Raises:
+        FileNotFoundError: no data and ``fallback=False``.
+        ChecksumError: an archive was found but is not the published one (never masked by
+            the fallback: a wrong file is an error, not missing data).
+    """
+    check_positive_int("n", n)
+    _check_image_size(image_size)
+    device = torch.device(device) if device is not None else default_device()
+    download = _env_flag(DOWNLOAD_ENV) if download is None else bool(download)
+    source = find_cifar100(root)
+    reason = ""
+    if source is None and download:
+        try:
+            source = download_cifar100(timeout=timeout, md5=md5)
+        except (OSError, urllib.error.URLError) as err:  # no network, DNS, timeout, HTTP error
+            detail = getattr(err, "reason", None) or err  # URLError wraps the socket error
+            reason = f"the download from {CIFAR100_URL} failed ({type(err).__name__}: {detail})"
+    elif source is None:
+        reason = (
+            f"no archive was found (at the root argument, the {CIFAR100_ENV} environment "
+            "variable or the user cache, hesslib.cifar100_cache_dir()) and downloading was "
+            f"not enabled (download=True or {DOWNLOAD_ENV}=1)"
+        )
+    if source is None:
+        if not fallback:
+            raise FileNotFoundError(f"CIFAR-100 is not available: {reason}")
+        return _standin(n, seed, image_size, reason, device, dtype)
+
+    data, labels, names = read_cifar100(source, split=split, md5=md5)
+    if n > data.shape[0]:
+        raise ValueError(f"n must be <= {data.shape[0]} (the {split} split), got {n}")
+    gen = make_generator(seed)
+    idx = torch.randperm(data.shape[0], generator=gen)[:n].sort().values.numpy()
+    X = _normalise(data[idx], image_size, dtype, device)
+    y = torch.from_numpy(labels[idx]).to(device)
+    checked = "checksum verified" if source.is_file() and md5 is not None else "not checksummed"
+    pooled = "" if image_size == 32 else f", average-pooled to {image_size}×{image_size}"
+    note = (
+        f"CIFAR-100 {split} split ({source.name}, {checked}): {n} images drawn with "
+        f"seed {seed}, pixels mapped to [-1, 1] on each channel{pooled}."
+    )
+    return CifarData(
+        X,
+        y,
+        NUM_CLASSES,
+        name=f"CIFAR-100 ({split}, N={n}, d={X.shape[1]})",
+        is_standin=False,
+        note=note,
+        indices=tuple(int(i) for i in idx),
+        class_names=names,
+    )
+
+
+def _standin(n: int, seed: int, image_size: int, reason: str, device, dtype) -> CifarData:
+    """Gaussian inputs of CIFAR-100's shape and uniform labels, named as a stand-in."""
+    gen = make_generator(seed)
+    d = IMAGE_SHAPE[0] * image_size**2
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+    y = torch.randint(NUM_CLASSES, (n,), generator=gen).to(device)
+    note = (
+        f"CIFAR-100 was not available, so this run uses a Gaussian stand-in of the same "
+        f"shape ({n} × {d} inputs from N(0, 1), labels uniform on 100 classes): {reason}."
+    )
+    return CifarData(
+        X,
+        y,
+        NUM_CLASSES,
+        name=f"Gaussian stand-in for CIFAR-100 (N={n}, d={d})",
+        is_standin=True,
+        note=note,
+        indices=None,
+        class_names=(),
+    )

@@ -1,0 +1,62 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from ..chapters.static_force import SWEEP_KEYS, ClassSweep
+
+__all__ = [
+    "ratio_vs_c",
+    "sweep",
+]
+
+
+def sweep(sweep: ClassSweep, key: str, *, ax, label: str, color: str, compensate: float = 0.0):
+    r"""Measured ratios (mean over seeds, min–max band) and the prediction (dashed) against C.
+
+    Args:
+        sweep: a :class:`ClassSweep`.
+        key: one of :data:`SWEEP_KEYS`.
+        ax: matplotlib axes (log-log).
+        label: curve label.
+        color: curve colour.
+        compensate: plot ``r · C^compensate`` (e.g. 1 for class blocks, ½ for neuron blocks)
+            so that the predicted power law is a flat line.
+    """
+    if key not in SWEEP_KEYS:
+        raise ValueError(f"key must be one of {sorted(SWEEP_KEYS)}, got {key!r}")
+    Cs = sweep.Cs.astype(float)
+    scale = Cs[:, None] ** compensate
+    M, P = sweep.measured[key] * scale, sweep.predicted[key] * scale
+    ax.plot(Cs, M.mean(1), "o-", color=color, ms=4, label=f"{label}, measured")
+    ax.fill_between(Cs, M.min(1), M.max(1), color=color, alpha=0.2, lw=0)
+    ax.plot(Cs, P.mean(1), "x--", color=color, ms=5, label=f"{label}, second-moment prediction")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of classes C")
+    return ax
+
+
+def ratio_vs_c(
+    Cs, ratios, *, ax: plt.Axes | None = None, label: str, band=None, marker: str = "o", **kw
+) -> plt.Axes:
+    """Log-log plot of a block ratio against the number of classes, with an optional band.
+
+    Args:
+        Cs: class counts ``(K,)``.
+        ratios: mean ratio per C ``(K,)``.
+        ax: axes.
+        label: legend label.
+        band: ``(low, high)`` arrays drawn as a shaded band (e.g. min/max over seeds).
+        marker: marker style.
+    """
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    (line,) = ax.plot(Cs, ratios, marker=marker, label=label, **kw)
+    if band is not None:
+        ax.fill_between(Cs, band[0], band[1], color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of classes C")
+    ax.set_ylabel("off-diagonal / diagonal block ratio")
+    return ax
