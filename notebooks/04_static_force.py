@@ -54,8 +54,8 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 import hesslib as hl
-from hesslib.chapters import static_force as ch
 from hesslib import rmt
+from hesslib.chapters import static_force as ch
 
 COMMON = {"m": 8, "c_fit_min": 32, "heat_Cs": [10, 100, 1000], "init": "lecun"}
 LEVELS = {"lvl_N": 256, "lvl_d": 32, "lvl_C": 256, "lvl_steps": 300}  # the three-levels net

@@ -31,7 +31,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from hesslib._booksite import chapter_number, site_weight
 from hesslib.book import toc_files
 

@@ -24,10 +24,10 @@ import torch.multiprocessing as mp
 
 import hesslib as hl
 from hesslib.distributed import cli
-from hesslib.spectral import files as spectra_io
 from hesslib.distributed import comm as hd
 from hesslib.distributed import ops as hds
 from hesslib.nets import transformer as tr
+from hesslib.spectral import files as spectra_io
 from hesslib.spectral.krylov import block_lanczos_all, lanczos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def _probe_block(P: int, k: int = 3) -> torch.Tensor:
 def _error(fn) -> str:
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001 - the message is the result
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return "no error"
 
@@ -67,7 +67,7 @@ def _worker(rank: int, world_size: int, port: int, outdir: str) -> None:
     path = f"{outdir}/rank{rank}.pt"
     try:
         _stages(rank, world_size, port, out)
-    except Exception:  # noqa: BLE001 - reported by the parent
+    except Exception:
         out["fatal"] = traceback.format_exc()
     torch.save(out, path)
     if "fatal" in out:

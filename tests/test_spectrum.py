@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
+import hesslib as hl
 from hesslib.spectral import density as sp
 
 # the module, not the function hl.lanczos that hesslib/__init__ re-exports under the same name

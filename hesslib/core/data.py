@@ -32,7 +32,7 @@ class Dataset:
     name: str = ""
 
     @property
-    def N(self) -> int:  # noqa: N802 - the math's name
+    def N(self) -> int:
         return self.X.shape[0]
 
     @property

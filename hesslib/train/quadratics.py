@@ -53,7 +53,7 @@ class BlockQuadratic:
         return min(float(e[0]) for e in self.eigenvalues)
 
     @property
-    def L(self) -> float:  # noqa: N802 - the math's name
+    def L(self) -> float:
         return max(float(e[-1]) for e in self.eigenvalues)
 
     @property
