@@ -18,11 +18,11 @@ test:  ## set up (incl. chromium for the browser test) and run the whole test su
 	$(PY) -m pytest
 
 book: setup  ## execute the chapters at PROFILE (default) and build _build/html
-	$(PY) -m hesslib.book build --profile $(PROFILE)
+	$(PY) book/_ext/bookbuild.py build --profile $(PROFILE)
 
 chapter: setup  ## re-execute one chapter: make chapter NB=04 PROFILE=paper
 	@test -n "$(NB)" || { echo "usage: make chapter NB=04 [PROFILE=paper]" >&2; exit 2; }
-	$(PY) -m hesslib.book run $(NB) --profile $(PROFILE)
+	$(PY) book/_ext/bookbuild.py run $(NB) --profile $(PROFILE)
 
 lint: setup  ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .

@@ -15,13 +15,14 @@ everything else lives one level down, in a subpackage named after its concept:
 ``hl.chapters``     the experiment drivers, one module per chapter
 ==================  ===========================================================================
 
-``hl.symbolic``, ``hl.plot`` and ``hl.chapters`` are imported on first use, so ``import
-hesslib`` (and ``python -m hesslib.cli``) import neither matplotlib, sympy nor networkx.
+``hl.plot``, ``hl.symbolic``, ``hl.chapters`` and ``hl.distributed`` are imported on first use,
+so ``import hesslib`` (and ``python -m hesslib.cli``) import neither matplotlib, sympy nor
+networkx, and a chapter depends only on the modules it reaches.
 """
 
 import importlib
 
-from . import core, distributed, nets, rmt, spectral, train
+from . import core, nets, rmt, spectral, train
 
 # the model and its data
 from .core.block_ratios import BlockRatios, block_ratios_at_init, case_model, predicted_block_ratios
@@ -77,8 +78,9 @@ from .train.adam import train_adam
 
 __version__ = "0.1.0"
 
-#: Subpackages imported on first attribute access (they pull in matplotlib, sympy, networkx).
-_LAZY = ("plot", "symbolic", "chapters")
+#: Subpackages imported on first attribute access: the figure and symbolic ones pull in
+#: matplotlib, sympy and networkx; ``distributed`` and the chapters only matter to their users.
+_LAZY = ("plot", "symbolic", "chapters", "distributed")
 
 #: The curated names, grouped as the API page shows them.
 API_GROUPS: dict[str, list[str]] = {
@@ -117,7 +119,6 @@ __all__ = [
     "rmt",
     "nets",
     "train",
-    "distributed",
     *_LAZY,
     *(name for names in API_GROUPS.values() for name in names),
 ]

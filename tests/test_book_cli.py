@@ -1,8 +1,10 @@
-"""The book orchestrator: input errors, failing chapters, the incremental cache, the TOC."""
+"""The book build (book/_ext/): input errors, failing chapters, the incremental cache, the
+content hash's library modules, the TOC, the API page, the Sphinx extension."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +13,14 @@ import pytest
 import yaml
 
 import hesslib
-from hesslib import _bookmeta as meta
-from hesslib import _booksite as booksite
-from hesslib import book
 
 ROOT = Path(__file__).resolve().parents[1]
+BOOK_EXT = ROOT / "book" / "_ext"  # the build: scripts beside the book, not in the library
+if str(BOOK_EXT) not in sys.path:
+    sys.path.insert(0, str(BOOK_EXT))
+import bookbuild as book  # noqa: E402
+import bookmeta as meta  # noqa: E402
+import booksite  # noqa: E402
 
 OK_CHAPTER = """\
 # %% [markdown]
@@ -61,7 +66,7 @@ def cli(capsys, root: Path, *args: str) -> tuple[int, str]:
     return code, out.out + out.err
 
 
-# --- bad input: clear errors listing the valid choices ---------------------------------------
+# --- bad input: clear errors listing the valid choices -----------------------------------------
 
 
 def test_unknown_chapter_lists_valid_chapters(tmp_path, capsys):
@@ -105,6 +110,23 @@ def test_parameter_values_and_defaults(tmp_path):
     assert defaults == {"profile": "default", "seed": 3, "N": None}
 
 
+def test_the_command_runs_from_any_directory(tmp_path):
+    """``python book/_ext/bookbuild.py`` finds the repository from its own location."""
+    command = [sys.executable, str(BOOK_EXT / "bookbuild.py")]
+    out = subprocess.run(
+        [*command, "run", "77"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 2, out.stderr
+    first = book.find_chapters(ROOT)[0]
+    assert "unknown chapter '77'" in out.stderr
+    assert f"{first.number} ({first.name})" in out.stderr  # the repository's chapters
+    usage = subprocess.run(
+        [*command, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert usage.returncode == 0 and "usage: python book/_ext/bookbuild.py" in usage.stdout
+    assert not list(tmp_path.iterdir())  # nothing written where it was called from
+
+
 # --- a failing chapter -------------------------------------------------------------------------
 
 
@@ -141,16 +163,21 @@ def test_build_skips_chapters_not_in_the_toc(tmp_path, capsys):
 
 @pytest.mark.book
 def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path, monkeypatch):
-    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
-    lib = tmp_path / "lib"  # the hash covers this instead of hesslib/, which may be edited now
-    lib.mkdir()
-    (lib / "a.py").write_text("x = 1\n")
+    chapter = OK_CHAPTER + "\n# %%\nimport demolib\n\nprint(f'X={demolib.X}')\n"
+    root = make_root(tmp_path, **{"98_ok": chapter})
+    # the hash covers this package instead of hesslib/, which may be edited now
+    site = tmp_path / "site"
+    lib = site / "demolib"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("X = 1\n")
+    (lib / "unused.py").write_text("Y = 1\n")
     monkeypatch.setattr(book, "LIB_DIR", lib)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernel imports it from there
     ex = book.Executor(root, progress=False)
     (ch,) = book.find_chapters(root)
 
     first = ex.execute(ch, "quick")
-    assert first.status == "executed"
+    assert first.status == "executed", first.error
     record = meta.read_record(first.path)
     assert record["profile"] == "quick" and record["parameters"] == {"profile": "quick"}
     assert record["seed"] == 3 and record["wall_seconds"] > 0 and record["torch"]
@@ -160,46 +187,148 @@ def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path, monkeypatc
     assert ex.execute(ch, "quick", force=True).status == "executed"
     assert ex.execute(ch, "quick", {"N": 5}).status == "executed"  # parameters changed
     assert ex.execute(ch, "quick", {"N": 5}).status == "cached"
-    ch.path.write_text(OK_CHAPTER.replace("seed = 3", "seed = 4"))  # source changed
+    ch.path.write_text(chapter.replace("seed = 3", "seed = 4"))  # source changed
     assert ex.execute(ch, "quick", {"N": 5}).status == "executed"
     assert ex.execute(ch, "default").status == "executed"  # one cache per profile
     assert ex.execute(ch, "quick", {"N": 5}).status == "cached"
-    (lib / "a.py").write_text("x = 2\n")  # the library changed
+    (lib / "unused.py").write_text("Y = 2\n")  # a module the chapter does not import
+    assert ex.execute(ch, "quick", {"N": 5}).status == "cached"
+    (lib / "__init__.py").write_text("X = 2\n")  # the library the chapter imports changed
     assert ex.execute(ch, "quick", {"N": 5}).status == "executed"
 
     nb = json.loads(ex.target(ch, "quick").read_text())
-    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
-    assert any("profile=quick N=5" in "".join(o.get("text", "")) for o in outputs)
+    outputs = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "profile=quick N=5" in outputs and "X=2" in outputs
 
 
-def test_content_hash_covers_source_parameters_and_library(tmp_path):
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    (lib / "a.py").write_text("x = 1\n")
+# --- the content hash: which library modules a chapter depends on ------------------------------
+
+# A package shaped like hesslib: eager subpackages, lazy ones (``__getattr__``), relative and
+# absolute imports, an import inside a function, a subpackage no chapter here reaches.
+FAKE_LIB = {
+    "__init__.py": """\
+import importlib
+
+from . import core
+from .core.blocks import block_norms
+
+_LAZY = ("plot", "chapters", "distributed")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(name)
+""",
+    "core/__init__.py": "from . import models\nfrom .blocks import block_norms\n",
+    "core/blocks.py": "def block_norms():\n    from .checks import check\n\n    return check()\n",
+    "core/checks.py": "def check():\n    return 1\n",
+    "core/models.py": "import torch\n",
+    "core/unused.py": "Z = 0\n",
+    "plot/__init__.py": "from .heatmaps import heatmap\n",
+    "plot/heatmaps.py": "from ..chapters.observations import Summary\n\n\ndef heatmap(): ...\n",
+    "chapters/__init__.py": """\
+import importlib
+
+CHAPTER_MODULES = ("observations", "static_force")
+
+
+def __getattr__(name):
+    return importlib.import_module(f".{name}", __name__)
+""",
+    "chapters/observations.py": "from ..core import blocks\n\n\nclass Summary: ...\n",
+    "chapters/static_force.py": "from fakelib.core.models import *\n",
+    "distributed/__init__.py": "from .ops import slq\n",
+    "distributed/ops.py": "def slq(): ...\n",
+}
+CORE = {"__init__.py", "core/__init__.py", "core/blocks.py", "core/checks.py", "core/models.py"}
+
+
+def fake_lib(tmp_path: Path) -> Path:
+    lib = tmp_path / "fakelib"
+    for rel, text in FAKE_LIB.items():
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lib / rel).write_text(text)
+    return lib
+
+
+def imported(source: str, lib: Path) -> set[str]:
+    return {p.relative_to(lib).as_posix() for p in meta.library_files(source, lib)}
+
+
+def test_library_files_follow_the_imports_of_the_chapter(tmp_path):
+    lib = fake_lib(tmp_path)
+    plot = {"plot/__init__.py", "plot/heatmaps.py", "chapters/__init__.py"}
+    plot |= {"chapters/observations.py"}
+    assert imported("import numpy as np\n", lib) == set()
+    assert imported("import fakelib as hl\n", lib) == CORE  # eager: __init__ and what it imports
+    assert imported("import fakelib as hl\n\nhl.plot.heatmap()\n", lib) == CORE | plot
+    assert imported("import fakelib.plot\n", lib) == CORE | plot
+    static = CORE | {"chapters/__init__.py", "chapters/static_force.py"}
+    assert imported("from fakelib.chapters import static_force as ch\n", lib) == static
+    assert imported("import fakelib as hl\n\nhl.chapters.static_force.run()\n", lib) == static
+    aliased = "import fakelib as hl\n\nch = hl.chapters\nch.static_force.run()\n"
+    assert imported(aliased, lib) == static
+    assert imported("import fakelib as hl\n\nhl.chapters\n", lib) == CORE | {"chapters/__init__.py"}
+    assert imported("def f():\n    from fakelib.distributed import slq\n", lib) == CORE | {
+        "distributed/__init__.py",
+        "distributed/ops.py",
+    }
+    everything = {p.relative_to(lib).as_posix() for p in lib.rglob("*.py")}
+    unreached = {"chapters/static_force.py", "core/unused.py"}  # not direct submodules
+    assert imported("from fakelib import *\n", lib) == everything - unreached
+    assert imported('print("unclosed\n', lib) == everything  # unknown: everything counts
+
+
+def test_content_hash_covers_source_parameters_library_and_lock(tmp_path):
+    lib = fake_lib(tmp_path)
     lock = tmp_path / "lock.txt"
     lock.write_text("torch==2.13.0\n")
+    chapter = "import fakelib as hl\n\nhl.plot.heatmap()\n"
 
-    def digest(source="s", profile="quick", params=None):
+    def digest(source=chapter, profile="quick", params=None):
         params = {"profile": profile} if params is None else params
         return meta.content_hash(source, profile, params, lib_dir=lib, extra=[lock])
 
     base = digest()
     assert digest() == base
-    assert digest(source="t") != base
+    assert digest(source=chapter + "\n") != base
     assert digest(profile="paper") != base
     assert digest(params={"profile": "quick", "N": 3}) != base
-    (lib / "a.py").write_text("x = 2\n")
+    # modules the chapter does not reach: the lazy distributed/, core/unused.py
+    (lib / "distributed" / "ops.py").write_text("def slq(): return 2\n")
+    (lib / "core" / "unused.py").write_text("Z = 1\n")
+    assert digest() == base
+    (lib / "core" / "blocks.py").write_text(FAKE_LIB["core/blocks.py"] + "# edited\n")
     changed_lib = digest()
     assert changed_lib != base
+    (lib / "chapters" / "observations.py").write_text("class Summary: pass\n")  # via hl.plot
+    assert digest() != changed_lib
+    changed_lib = digest()
     lock.write_text("torch==2.14.0\n")
     assert digest() != changed_lib
-    unchanged = digest()
-    (lib / "book.py").write_text("# the build itself\n")  # chapters never import it
-    assert digest() == unchanged
-    (lib / "book.py").write_text("# the build, edited\n")
-    assert digest() == unchanged
-    (lib / "_booksite.py").write_text("# the build's Sphinx extension\n")
-    assert digest() == unchanged
+
+
+def test_content_hash_covers_the_hesslib_modules_a_chapter_reaches(tmp_path):
+    """On a copy of hesslib: editing a module changes the hash exactly when the chapter
+    reaches it (the build's own modules, in book/_ext/, are not in the package at all)."""
+    lib = tmp_path / "hesslib"
+    shutil.copytree(book.LIB_DIR, lib, ignore=shutil.ignore_patterns("__pycache__"))
+    assert not list(lib.rglob("book*.py"))
+    source = "import hesslib as hl\nfrom hesslib.chapters import static_force as ch\n"
+    files = imported(source, lib)
+    assert {"__init__.py", "core/__init__.py", "core/blocks.py", "core/profiles.py"} <= files
+    assert {"chapters/__init__.py", "chapters/static_force.py"} <= files
+    assert not {"cli.py", "distributed/cli.py", "symbolic/__init__.py"} & files
+    lazy = ("plot/", "symbolic/", "chapters/")
+    assert not [f for f in imported("import hesslib as hl\n", lib) if f.startswith(lazy)]
+    assert "plot/__init__.py" in imported("import hesslib as hl\nhl.plot.heatmap\n", lib)
+    for rel in ("distributed/ops.py", "distributed/cli.py", "core/blocks.py", "cli.py"):
+        before = meta.content_hash(source, "quick", {}, lib_dir=lib, extra=[])
+        with (lib / rel).open("a") as f:
+            f.write("\n# edited\n")
+        after = meta.content_hash(source, "quick", {}, lib_dir=lib, extra=[])
+        assert (after != before) == (rel in files), rel
 
 
 def test_reproducibility_page_renders_every_fact():
@@ -260,7 +389,45 @@ def test_toc_lists_exactly_the_existing_chapters():
         assert generated or (ROOT / f"{page}.md").is_file(), page
 
 
-# --- the API page: docstrings must not break `jupyter-book build -W` ---------------------------
+# --- the API page: the curated top level, then each subpackage; valid reStructuredText ---------
+
+
+def _public_modules():
+    """The subpackages of ``hesslib.__all__`` and the chapter modules."""
+    import importlib
+
+    modules = [
+        getattr(hesslib, n) for n in hesslib.__all__ if type(getattr(hesslib, n)) is type(hesslib)
+    ]
+    chapters = [
+        importlib.import_module(f"hesslib.chapters.{n}") for n in hesslib.chapters.CHAPTER_MODULES
+    ]
+    return [m for m in modules if m.__name__ != "hesslib.chapters"] + chapters
+
+
+def test_api_page_lists_the_top_level_first_then_each_module_once():
+    sections = booksite.api_modules()
+    names = [n for s in sections for n in s.names]
+    assert len(names) == len(set(names))
+    top = [f"hesslib.{n}" for group in hesslib.API_GROUPS.values() for n in group]
+    assert names[: len(top)] == top
+    titles = [s.title for s in sections]
+    assert titles[1 : 1 + len(hesslib.API_GROUPS)] == list(hesslib.API_GROUPS)
+    objects = {id(getattr(hesslib, n.split(".")[1])) for n in top}
+    for module in _public_modules():
+        assert f"``{module.__name__}``" in titles, module.__name__
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if type(obj) is type(hesslib):
+                continue
+            dotted = f"{module.__name__}.{name}"
+            if callable(obj) and id(obj) in objects:  # documented as hl.<name>, not again
+                assert dotted not in names, dotted
+            else:
+                assert dotted in names, dotted
+    core = next(s for s in sections if s.title == "``hesslib.core``")
+    assert "hesslib.core.pool_abs" in core.names and "hesslib.core.hvp" not in core.names
+    assert ":py:obj:`~hesslib.hvp`" in core.summary  # the top-level ones: a link
 
 
 @pytest.mark.book
@@ -273,11 +440,13 @@ def test_api_page_builds_without_warnings(tmp_path):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
     settings = {k: v for k, v in config["config"].items() if k.startswith(("autodoc", "napoleon"))}
     extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.autosummary"]
-    extensions += ["sphinx.ext.napoleon", "hesslib._booksite"]
+    extensions += ["sphinx.ext.napoleon", *config["local_extensions"]]
+    paths = [str((ROOT / p).resolve()) for p in config["local_extensions"].values()]
     src = tmp_path / "src"
     src.mkdir()
     (src / "index.md").write_text((ROOT / "book" / "api.md").read_text())
     (src / "conf.py").write_text(
+        f"import sys\nsys.path[:0] = {paths!r}\n"
         f"extensions = {extensions!r}\n"
         + "".join(f"{k} = {v!r}\n" for k, v in settings.items())
         + "myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence']\n"
@@ -291,12 +460,16 @@ def test_api_page_builds_without_warnings(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-4000:]
     html = (tmp_path / "out" / "index.html").read_text()
-    for name in hesslib.__all__:
-        if name not in ("plot", "__version__"):
-            assert f'id="hesslib.{name}"' in html, f"hesslib.{name} is not on the API page"
+    for name in (n for group in hesslib.API_GROUPS.values() for n in group):
+        assert f'id="hesslib.{name}"' in html, f"hesslib.{name} is not on the API page"
+    for name in ("hesslib.core.pool_abs", "hesslib.plot.heatmap", "hesslib.symbolic.talk_example"):
+        assert f'id="{name}"' in html, name
+    assert 'id="hesslib.core.hvp"' not in html  # documented once, as hesslib.hvp
+    for module in hesslib.chapters.CHAPTER_MODULES:
+        assert f'id="hesslib.chapters.{module}.' in html, module
 
 
-# --- the Sphinx side of the book: hesslib._booksite ---------------------------------------------
+# --- the Sphinx side of the book: book/_ext/booksite.py ----------------------------------------
 
 
 def test_figures_are_numbered_per_chapter():

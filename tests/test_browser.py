@@ -31,8 +31,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from hesslib._booksite import chapter_number, site_weight
-from hesslib.book import toc_files
+
+BOOK_EXT = Path(__file__).resolve().parents[1] / "book" / "_ext"  # the book build's modules
+if str(BOOK_EXT) not in sys.path:
+    sys.path.insert(0, str(BOOK_EXT))
+from bookbuild import toc_files  # noqa: E402
+from booksite import chapter_number, site_weight  # noqa: E402
 
 ROOT = Path(os.environ.get("HESSLIB_BOOK_ROOT", Path(__file__).resolve().parents[1])).resolve()
 BUILD = ROOT / "_build"
@@ -56,7 +60,8 @@ SOURCES = (
     "book/*.md",
     "book/references.bib",
     "notebooks/[0-9][0-9]_*.py",
-    "hesslib/*.py",
+    "hesslib/**/*.py",
+    "book/_ext/*.py",
 )
 # Pages Sphinx generates besides those of the table of contents.
 GENERATED = ("index", "genindex", "search")
@@ -100,7 +105,7 @@ def site() -> Path:
     if not current:
         print(f"[browser] building the quick book ({why})")
         out = subprocess.run(
-            [sys.executable, "-m", "hesslib.book", "--root", str(ROOT), "build"]
+            [sys.executable, str(BOOK_EXT / "bookbuild.py"), "--root", str(ROOT), "build"]
             + ["--profile", "quick"],
             cwd=ROOT,
             capture_output=True,

@@ -1,20 +1,24 @@
 """Every chapter executes at the `quick` profile, uses the injected profile and draws figures.
 
-The chapters run through `hesslib.book` (the code path of the book build), into the build's
+The chapters run through `book/_ext/bookbuild.py` (the code path of the book build), into the build's
 cache `_build/executed/quick/`: a chapter whose source, parameters and hesslib are unchanged
 since its last execution there is not executed again (see tests/test_book_cli.py).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from hesslib import _bookmeta as meta
-from hesslib import book
-
 ROOT = Path(__file__).resolve().parents[1]
+BOOK_EXT = ROOT / "book" / "_ext"  # the book build's modules
+if str(BOOK_EXT) not in sys.path:
+    sys.path.insert(0, str(BOOK_EXT))
+import bookbuild as book  # noqa: E402
+import bookmeta as meta  # noqa: E402
+
 CHAPTERS = book.find_chapters(ROOT)
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]

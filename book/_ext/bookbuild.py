@@ -1,31 +1,34 @@
 """Build the companion book: execute the chapters, then render the site.
 
-Usage::
+Usage (from any directory; ``make book`` and ``make chapter`` call it)::
 
-    python -m hesslib.book build [--profile default|quick|paper] [--force] [--only 01 04]
-    python -m hesslib.book run 04 --profile paper [-p N 2000 -p seed 1]
+    python book/_ext/bookbuild.py build [--profile default|quick|paper] [--force] [--only 01 04]
+    python book/_ext/bookbuild.py run 04 --profile paper [-p N 2000 -p seed 1]
 
 ``build`` converts every ``notebooks/NN_*.py`` (jupytext percent format) to a notebook,
 executes it with papermill in ``notebooks/`` with ``profile`` injected, and keeps the result in
 ``_build/executed/<profile>/NN_name.ipynb`` next to a content hash (chapter source, injected
-parameters, every ``hesslib/*.py``, the lock file). A chapter is re-executed only when that hash
-changed. The executed notebooks are copied to ``notebooks/NN_name.ipynb`` (git-ignored), which
-``jupyter-book build . -W --keep-going`` renders with ``execute_notebooks: "off"``;
-``book/reproducibility.md`` is generated from the executed notebooks' metadata.
+parameters, the ``hesslib`` modules the chapter imports, the lock file). A chapter is
+re-executed only when that hash changed. The executed notebooks are copied to
+``notebooks/NN_name.ipynb`` (git-ignored), which ``jupyter-book build . -W --keep-going``
+renders with ``execute_notebooks: "off"``; ``book/reproducibility.md`` is generated from the
+executed notebooks' metadata.
 
 ``run`` re-executes one chapter (always), e.g. at the ``paper`` profile, and says where the
 executed notebook and its figures went.
 
-This module is the executing side (chapters, their parameters, the cache, the command line);
-the Sphinx extension that shapes the rendered site is :mod:`hesslib._booksite`, and the facts
-behind the build (content hashes, execution records, the reproducibility page) are in
-:mod:`hesslib._bookmeta`.
+The build lives beside the book, not in the library: this script is the executing side
+(chapters, their parameters, the cache, the command line); ``booksite.py`` is the Sphinx
+extension that shapes the rendered site (``_config.yml`` loads it from ``book/_ext``), and
+``bookmeta.py`` holds the facts behind the build (content hashes, execution records, the
+reproducibility page). The repository root defaults to the one holding this script.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -35,11 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _bookmeta as meta
-from ._booksite import describe_weight
-from .core.profiles import PROFILE_NAMES
+import bookmeta as meta
+from booksite import describe_weight
 
-LIB_DIR = Path(__file__).resolve().parent
+from hesslib.core.profiles import PROFILE_NAMES
+
+# The repository this script belongs to (book/_ext/bookbuild.py): the default --root.
+ROOT = Path(__file__).resolve().parents[2]
+# The hesslib package the kernels import; a chapter's hash covers the modules it imports.
+LIB_DIR = Path(importlib.util.find_spec("hesslib").origin).parent
 BUILD = "_build"
 
 
@@ -379,11 +386,12 @@ def run(root: Path, spec: str, profile: str, params: dict[str, Any]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m hesslib.book", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog=meta.COMMAND, description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--root", type=Path, default=Path.cwd(), help="repository root (default: .)"
+        "--root",
+        type=Path,
+        default=ROOT,
+        help=f"repository root (default: {ROOT}, the one holding this script)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="execute out-of-date chapters and build the HTML book")

@@ -1,8 +1,8 @@
 """The Sphinx side of the book build: the extension that shapes the rendered site.
 
-``_config.yml`` lists this module in ``sphinx.extra_extensions``; jupyter-book loads it when
-``python -m hesslib.book build`` (:mod:`hesslib.book`, the executing side) renders the
-executed chapters. It numbers figures per chapter ("Fig. 4.2"), offers each chapter's
+``_config.yml`` loads this module from ``book/_ext`` (``sphinx.local_extensions``);
+jupyter-book runs it when ``python book/_ext/bookbuild.py build`` (the executing side)
+renders the executed chapters. It numbers figures per chapter ("Fig. 4.2"), offers each chapter's
 jupytext source (``.py``) in the download menu, renders the API page (``.. hesslib-api::``),
 rewrites every page when ``_toc.yml`` changed, and leaves out of the site what no page loads
 (sphinx-thebe's scripts, unused MathJax bundles, source maps, pages whose source is gone).
@@ -12,13 +12,16 @@ rewrites every page when ``_toc.yml`` changed, and leaves out of the site what n
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from . import _bookmeta as meta
+import bookmeta as meta
 
 __all__ = [
     "TOC_STAMP",
+    "ApiSection",
     "api_modules",
     "api_rst",
     "chapter_number",
@@ -129,62 +132,150 @@ def _finish_site(app, exc) -> None:
         path.unlink()
 
 
-def api_modules() -> list[tuple[str, str, list[str], Any]]:
-    """``(title, summary, dotted names, module)`` per public module, in the package's order.
+@dataclass(frozen=True)
+class ApiSection:
+    """One section of the API page."""
 
-    The modules are those ``hesslib/__init__.py`` re-exports (``_MODULES``),
-    each with the names of its ``__all__`` under the ``hesslib`` namespace (``hesslib.hvp``),
-    as the chapters call them (``hl.hvp``); then ``hesslib.plot``. A name exported twice is
-    listed once, where it first appears.
+    title: str  # reStructuredText of the heading
+    level: int  # 1: a section of the page, 2: a subsection
+    summary: str  # reStructuredText of the paragraph under the heading
+    names: list[str] = field(default_factory=list)  # dotted names documented in it
+
+
+def _first_paragraph(module) -> str:
+    doc = (module.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(doc.split())
+
+
+def _resolve(name: str) -> Any:
+    """The object of a dotted name, ``hesslib.core.hvp``, imported as Python (and autodoc) do."""
+    import importlib
+
+    parts = name.split(".")
+    obj = importlib.import_module(parts[0])
+    for part in parts[1:]:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _key(name: str, obj: Any) -> tuple:
+    """What makes two exports the same object: its identity (a constant also needs its name,
+    since equal small values are one object)."""
+    if callable(obj) or isinstance(obj, ModuleType):
+        return (id(obj),)
+    return (name.rsplit(".", 1)[-1], id(obj))
+
+
+def _public_modules(package) -> list:
+    """The modules named in ``package.__all__`` (``hesslib.core``, ..., the lazy ones too)."""
+    return [mod for n in package.__all__ if isinstance(mod := getattr(package, n), ModuleType)]
+
+
+def api_modules() -> list[ApiSection]:
+    """The sections of the API page, in order.
+
+    First the curated top level, ``hesslib.API_GROUPS`` (each a subsection of names called as
+    ``hl.X``); then every subpackage of ``hesslib.__all__`` (``hesslib.core``, ...,
+    ``hesslib.plot``) with the names of its ``__all__``; then the chapter modules
+    (``hesslib.chapters.CHAPTER_MODULES``) with theirs. An object exported at the top level
+    (or by an earlier subpackage) is documented there only; a subpackage's section names it
+    with a link.
     """
+    import importlib
+
     import hesslib
 
-    seen: set[str] = set()
-    groups = []
-    modules = list(getattr(hesslib, "_MODULES", []))
-    for module in modules:
-        names = [n for n in getattr(module, "__all__", []) if n not in seen]
-        seen.update(names)
-        if names:
-            groups.append((module.__name__, module, [f"hesslib.{n}" for n in names]))
-    plot = getattr(hesslib, "plot", None)
-    if plot is not None:
-        names = getattr(plot, "__all__", None) or [
-            n for n, o in vars(plot).items() if callable(o) and not n.startswith("_")
-        ]
-        groups.append(("hesslib.plot", plot, [f"hesslib.plot.{n}" for n in names]))
-    out = []
-    for title, module, names in groups:
-        doc = (module.__doc__ or "").strip().split("\n\n")[0]
-        out.append((title, " ".join(doc.split()), names, module))
-    return out
+    sections = [
+        ApiSection(
+            "The top level: ``hl.*``",
+            1,
+            "The names the chapters call most, as ``hl.<name>`` after ``import hesslib as "
+            "hl``, by topic; the subpackages below document the rest.",
+        )
+    ]
+    seen: dict[tuple, str] = {}
+    for group, names in hesslib.API_GROUPS.items():
+        dotted = [f"hesslib.{n}" for n in names]
+        seen.update({_key(d, _resolve(d)): d for d in dotted})
+        sections.append(ApiSection(group, 2, "", dotted))
+
+    def documented(module) -> ApiSection:
+        names, elsewhere = [], []
+        for n in module.__all__:
+            dotted = f"{module.__name__}.{n}"
+            obj = getattr(module, n)
+            if isinstance(obj, ModuleType):
+                continue
+            if (key := _key(dotted, obj)) in seen:
+                elsewhere.append(seen[key])
+            else:
+                seen[key] = dotted
+                names.append(dotted)
+        summary = _first_paragraph(module)
+        if elsewhere:
+            links = ", ".join(f":py:obj:`~{d}`" for d in elsewhere)
+            summary += f" Also exported here, and documented above: {links}."
+        return ApiSection(f"``{module.__name__}``", 1, summary, names)
+
+    chapters = None
+    for module in _public_modules(hesslib):
+        if module.__name__ == "hesslib.chapters":
+            chapters = module
+            continue
+        sections.append(documented(module))
+    if chapters is not None:
+        sections.append(ApiSection(f"``{chapters.__name__}``", 1, _first_paragraph(chapters)))
+        for name in chapters.CHAPTER_MODULES:
+            module = importlib.import_module(f"{chapters.__name__}.{name}")
+            section = documented(module)
+            sections.append(ApiSection(section.title, 2, section.summary, section.names))
+    return sections
+
+
+HEADING = {1: "-", 2: "~"}
+
+
+def _constant_doc(name: str, obj: Any) -> list[str]:
+    """The ``#:`` comment of a constant (a constant has no docstring of its own; autodoc would
+    show its type's): looked up in every loaded module of the package that holds it."""
+    import sys
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    short = name.rsplit(".", 1)[-1]
+    package = name.split(".")[0]
+    holders = [
+        m
+        for m in list(sys.modules.values())
+        if isinstance(m, ModuleType)
+        and (m.__name__ == package or m.__name__.startswith(package + "."))
+        and vars(m).get(short, object()) is obj
+    ]
+    for module in sorted(holders, key=lambda m: -m.__name__.count(".")):  # the definer first
+        try:
+            comment = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
+        except Exception:  # no source to analyse
+            continue
+        if doc := comment.get(("", short)):
+            return list(doc)
+    return []
 
 
 def api_rst() -> list[str]:
-    """reStructuredText of the API page: per module a summary table, then every object.
+    """reStructuredText of the API page: per section a summary table, then every object.
 
-    Constants are described with their value and their ``#:`` comment in the source (a
-    constant has no docstring of its own; autodoc would show that of its type).
+    Constants are described with their value and their ``#:`` comment in the source.
     """
-    from sphinx.pycode import ModuleAnalyzer
-
-    import hesslib
-
     lines: list[str] = []
-    for title, summary, names, module in api_modules():
-        objects = {}
-        for name in names:
-            obj = hesslib
-            for part in name.split(".")[1:]:
-                obj = getattr(obj, part)
-            objects[name] = obj
-        try:
-            comments = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
-        except Exception:  # no source to analyse
-            comments = {}
-        heading = f"``{title}``"
-        lines += [heading, "-" * len(heading), "", summary, "", ".. autosummary::", ""]
-        lines += [f"   {n}" for n, o in objects.items() if callable(o)] + [""]
+    for section in api_modules():
+        heading = HEADING[section.level] * len(section.title)
+        lines += [section.title, heading, ""]
+        if section.summary:
+            lines += [section.summary, ""]
+        objects = {name: _resolve(name) for name in section.names}
+        table = [f"   {n}" for n, o in objects.items() if callable(o)]
+        if table:
+            lines += [".. autosummary::", "", *table, ""]
         for name, obj in objects.items():
             if isinstance(obj, type):
                 lines += [f".. autoclass:: {name}", "   :members:", ""]
@@ -193,9 +284,8 @@ def api_rst() -> list[str]:
             else:
                 value = " ".join(repr(obj).split())
                 value = value if len(value) <= 90 else value[:87] + "..."
-                doc = comments.get(("", name.rsplit(".", 1)[-1]), [])
                 lines += [f".. py:data:: {name}", f"   :value: {value}", ""]
-                lines += [f"   {line}" for line in doc] + [""]
+                lines += [f"   {line}" for line in _constant_doc(name, obj)] + [""]
     return lines
 
 

@@ -1,10 +1,18 @@
-"""TODO docstring."""
+"""Curves against the class count: measured block ratios with seed bands and their predictions.
+
+:func:`sweep` draws one statistic of a class-count sweep
+(:func:`hesslib.chapters.static_force.class_sweep`) as a median line with its band over seeds;
+:func:`ratio_vs_c` draws any ratio against ``C`` on log-log axes (chapters 04 and 05).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 
-from ..chapters.static_force import SWEEP_KEYS, ClassSweep
+if TYPE_CHECKING:  # the figure reads the result; it needs no chapter code to run
+    from ..chapters.static_force import ClassSweep
 
 __all__ = [
     "ratio_vs_c",
@@ -12,23 +20,23 @@ __all__ = [
 ]
 
 
-def sweep(sweep: ClassSweep, key: str, *, ax, label: str, color: str, compensate: float = 0.0):
+def sweep(result: ClassSweep, key: str, *, ax, label: str, color: str, compensate: float = 0.0):
     r"""Measured ratios (mean over seeds, min–max band) and the prediction (dashed) against C.
 
     Args:
-        sweep: a :class:`ClassSweep`.
-        key: one of :data:`SWEEP_KEYS`.
+        result: a :class:`~hesslib.chapters.static_force.ClassSweep`.
+        key: one of its statistics (``result.measured``'s keys, e.g. ``"case2_vv"``).
         ax: matplotlib axes (log-log).
         label: curve label.
         color: curve colour.
         compensate: plot ``r · C^compensate`` (e.g. 1 for class blocks, ½ for neuron blocks)
             so that the predicted power law is a flat line.
     """
-    if key not in SWEEP_KEYS:
-        raise ValueError(f"key must be one of {sorted(SWEEP_KEYS)}, got {key!r}")
-    Cs = sweep.Cs.astype(float)
+    if key not in result.measured:
+        raise ValueError(f"key must be one of {sorted(result.measured)}, got {key!r}")
+    Cs = result.Cs.astype(float)
     scale = Cs[:, None] ** compensate
-    M, P = sweep.measured[key] * scale, sweep.predicted[key] * scale
+    M, P = result.measured[key] * scale, result.predicted[key] * scale
     ax.plot(Cs, M.mean(1), "o-", color=color, ms=4, label=f"{label}, measured")
     ax.fill_between(Cs, M.min(1), M.max(1), color=color, alpha=0.2, lw=0)
     ax.plot(Cs, P.mean(1), "x--", color=color, ms=5, label=f"{label}, second-moment prediction")

@@ -5,13 +5,17 @@ Imported as ``hl.plot``. Every function draws on a given ``ax`` (or a new one) a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import Normalize
 
-from ..chapters.observations import HessianSummary
 from ..core.blocks import BlockLayout, pool_abs
+
+if TYPE_CHECKING:  # only read for annotations: a figure needs no chapter code
+    from ..chapters.observations import HessianSummary
 
 __all__ = [
     "block_norm_map",

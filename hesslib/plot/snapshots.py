@@ -11,8 +11,11 @@ Hessian changes along training (the talk's video, arXiv 2505.02809 Part II-2).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from ..chapters.dynamic_force import DeepSnapshot, HessianSnapshot
+if TYPE_CHECKING:  # only read for annotations: a figure needs no chapter code
+    from ..chapters.dynamic_force import DeepSnapshot, HessianSnapshot
+
 
 __all__ = [
     "deep_snapshot",

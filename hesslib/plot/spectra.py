@@ -1,12 +1,16 @@
-"""TODO docstring."""
+"""Spectra on the page: eigenvalue histograms with a density on top, blockwise SLQ densities,
+the matrix of JS distances between blocks (chapters 05 and 06)."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..spectral.blockwise import BlockwiseSpectra
+if TYPE_CHECKING:  # only read for annotations: a figure needs no chapter code
+    from ..spectral.blockwise import BlockwiseSpectra
+
 
 __all__ = [
     "block_spectra",

@@ -1,4 +1,15 @@
-"""TODO docstring."""
+r"""Jensen–Shannon distances between spectral densities (chapter 06, "Why Transformers Need Adam").
+
+The distance between two densities ``p, q`` on a common grid is the square root of the
+Jensen–Shannon divergence (base 2 by default, so it lies in ``[0, 1]``),
+
+.. math:: \mathrm{JS}(p, q) = \sqrt{\tfrac12 \mathrm{KL}(p \| m) + \tfrac12 \mathrm{KL}(q \| m)},
+    \qquad m = \tfrac12 (p + q).
+
+:func:`pairwise_js` fills the matrix over the blocks of a model, :func:`js_zero` averages its
+off-diagonal entries (the paper's ``JS⁰``) and :func:`union_grid` puts several spectra on one grid.
+The paper's own JS scale is not this bounded one; chapter 06 reports the standard distance.
+"""
 
 from __future__ import annotations
 
