@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import hesslib as hl
+from hesslib.core import gram
 
 CASES = [(40, 6, 7), (25, 3, 2), (60, 10, 12), (9, 12, 5)]  # (N, d, C), includes C = 2, d > N
 
@@ -78,3 +79,45 @@ def test_gram_input_errors():
         hl.core.output_block_stats_gram(A * float("nan"), P)
     with pytest.raises(ValueError, match="num_classes"):
         hl.lm_head_block_stats(4, 2, 1)
+
+
+def test_every_second_moment_user_calls_the_one_formula():
+    """γ E[λ²] + (E λ)² has one implementation, ``hesslib.core.gram.second_moment``: the rmt
+    function, the batched form, the output-layer stats and ``predicted_block_ratios`` agree."""
+    from hesslib.core import block_ratios
+    from hesslib.rmt import laws
+
+    assert laws.sample_second_moment is gram.sample_second_moment
+    assert block_ratios.second_moment is gram.second_moment
+    assert block_ratios.sample_second_moment is gram.sample_second_moment
+    gen = hl.make_generator(4)
+    lam = torch.rand(300, 3, generator=gen, dtype=torch.float64) - 0.2
+
+    def formula(x, gamma):  # the one implementation, on explicit moments
+        return gram.second_moment(float((x * x).mean()), float(x.mean()) ** 2, gamma=gamma)
+
+    batched = gram.sample_second_moment(lam, gamma=0.7)
+    for j in range(3):
+        ref = formula(lam[:, j], 0.7)
+        assert hl.rmt.second_moment_prediction(lam[:, j], gamma=0.7) == pytest.approx(
+            ref, rel=1e-12
+        )
+        assert float(batched[j]) == pytest.approx(ref, rel=1e-12)
+    # output-layer stats and predicted_block_ratios: per class block (c, e), weights S[:, c, e]
+    N, d = 40, 6
+    for C, n_indep in ((5, 30), (9, 7)):  # C ≤ N' (class sums) and C > N' (Gram sums)
+        net = hl.linear_net(d, C, seed=C, device="cpu")
+        X = torch.randn(n_indep, d, generator=gen, dtype=torch.float64)
+        P = torch.softmax(X @ net.V.detach().T, 1)
+        S = torch.diag_embed(P) - P[:, :, None] * P[:, None, :]  # (N', C, C)
+        m2 = torch.tensor([[formula(S[:, c, e], d / N) for e in range(C)] for c in range(C)])
+        eye = torch.eye(C, dtype=torch.bool)
+        q = hl.predicted_block_ratios(net, X, N=N, loss="ce")
+        assert q.vv_sq[0] == pytest.approx(d * float(m2[~eye].mean()), rel=1e-12)
+        assert q.vv_sq[1] == pytest.approx(d * float(m2[eye].mean()), rel=1e-12)
+        m2_own = torch.tensor(
+            [[formula(S[:, c, e], d / n_indep) for e in range(C)] for c in range(C)]
+        )
+        st = hl.core.output_block_stats_gram(X, P)  # its γ is d / N' (the features are X)
+        ratio = float((m2_own[~eye].mean() / m2_own[eye].mean()).sqrt())
+        assert st.predicted_ratio == pytest.approx(ratio, rel=1e-12)

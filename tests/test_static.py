@@ -10,6 +10,8 @@ import torch
 
 import hesslib as hl
 from hesslib.core import block_ratios as static
+from hesslib.core import gram
+from hesslib.core.sweep import point_seed, sweep_classes
 from hesslib.rmt.laws import second_moment_prediction
 
 
@@ -85,7 +87,7 @@ def test_decoupled_equals_gram_formula_with_other_weights():
 
 def test_batched_second_moment_matches_rmt_reference():
     lam = torch.randn(500, 3, 4, generator=hl.make_generator(0), dtype=torch.float64).exp()
-    got = static._second_moment(lam, gamma=0.3)
+    got = gram.sample_second_moment(lam, gamma=0.3)
     for i in range(3):
         for j in range(4):
             assert float(got[i, j]) == pytest.approx(
@@ -150,6 +152,18 @@ def test_sweep_shapes_independence_and_slopes():
     fit = hl.fit_slope(sweep.Cs, sweep.measured["case2_vv"], c_min=16)
     assert -1.2 < fit.slope < -0.8
     assert sweep.gamma == pytest.approx(0.1)
+
+
+def test_one_seed_mixer_for_every_sweep():
+    """Sweep points get disjoint seed ranges; the bases are those the book was run with."""
+    assert point_seed(2, 16, streams=3) == 3 * (2 * 1_000_003 + 16)
+    assert point_seed(5, 400) == 5 * 1_000_003 + 400
+    bases = {
+        point_seed(s, C, streams=3) + j for s in range(4) for C in range(2, 50) for j in (0, 1, 2)
+    }
+    assert len(bases) == 4 * 48 * 3
+    grid = sweep_classes([2, 7], [0, 3, 1], lambda C, base: (C, base), streams=2)
+    assert grid == [[(C, point_seed(s, C, streams=2)) for s in (0, 3, 1)] for C in (2, 7)]
 
 
 def test_fit_slope_recovers_power_law_and_interval():

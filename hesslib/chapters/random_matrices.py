@@ -1,14 +1,30 @@
-"""TODO docstring."""
+r"""Chapter 05's experiment driver: the second-moment law against chapter 04's four cases.
+
+Chapter 05 shows that a Hessian block ``H = (1/N) Σ_n λ_n u_n u_nᵀ`` whose weights ``λ_n`` are
+independent of the features has, for ``u_n ~ N(0, I_d)`` and ``γ = d/N``,
+
+.. math:: \tfrac1d \|H\|_F^2 \approx \gamma\, \mathbb E[\lambda^2] + (\mathbb E \lambda)^2 ,
+
+the second moment of the generalised Marchenko–Pastur law (:func:`hesslib.core.gram.second_moment`).
+:func:`second_moment_cases` puts that prediction beside the measured and the *decoupled*
+block norms (weights recomputed on an independent copy of the data) of cases 1–4 of chapter 04,
+block by block and as RMS block ratios (:class:`MomentRow`). The laws, the samplers and the
+decoupling experiments themselves are in :mod:`hesslib.rmt`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
+from torch import Tensor
 
+from ..core.block_ratios import block_ratios_at_init, case_model, predicted_block_ratios
 from ..core.checks import check_num_classes, check_positive_int
 from ..core.device import make_generator, portable_randn, single_thread
+from ..core.sweep import sweep_classes
 
 __all__ = [
     "MomentRow",
@@ -63,48 +79,41 @@ def second_moment_cases(
     values come from :func:`hesslib.block_ratios_at_init`, the prediction from
     :func:`hesslib.predicted_block_ratios` (chapter 04); all are averaged over ``num_draws``.
     Layers: ``vv`` (class blocks, size ``d`` or ``m``) for every case, ``ww`` (neuron blocks,
-    size ``d``) for cases 3–4.
+    size ``d``) for cases 3–4. Draw ``j`` of class count ``C`` is the sweep point
+    ``(seed + j, C)`` of :func:`hesslib.core.sweep.sweep_classes`.
     """
-    from ..core.block_ratios import block_ratios_at_init, case_model, predicted_block_ratios
-
     N, d, m = (check_positive_int(k, v) for k, v in (("N", N), ("d", d), ("m", m)))
     num_draws = check_positive_int("num_draws", num_draws)
-    rows = []
+    Cs = [check_num_classes(int(C)) for C in Cs]
+    point = partial(_draw_moments, N=N, d=d, m=m, init=init, device=device)
     with single_thread(device):
-        for C in Cs:
-            C = check_num_classes(int(C))
-            acc: dict[tuple[int, str], list] = {}
-            for draw in range(num_draws):
-                base = 2 * ((seed + draw) * 1_000_003 + C)  # data and weights: disjoint streams
-                gen = make_generator(base)
-                X, X_dec, X_pred = (
-                    portable_randn(n, d, generator=gen, device=device) for n in (N, N, 4 * N)
-                )
-                for case in (1, 2, 3, 4):
-                    model, loss = case_model(
-                        case, d, C, m=m, init=init, seed=base + 1, device=device
-                    )
-                    res = (
-                        block_ratios_at_init(model, X, loss=loss),
-                        block_ratios_at_init(model, X, loss=loss, decouple_with=X_dec),
-                        predicted_block_ratios(model, X_pred, N=N, loss=loss),
-                    )
-                    for layer in ("vv",) if case < 3 else ("vv", "ww"):
-                        vals = [_layer_moments(r, layer) for r in res]  # 3 × (diag, off, ratio)
-                        acc.setdefault((case, layer), []).append(torch.tensor(vals))
-            for (case, layer), vals in acc.items():
-                mean = torch.stack(vals).mean(0)  # (3 estimates, 3 quantities)
-                size = d if layer == "ww" or case < 3 else m
-                diag, off, ratio = (tuple(mean[:, q].tolist()) for q in range(3))
-                rows.append(
-                    MomentRow(
-                        case,
-                        layer,
-                        C,
-                        size,
-                        tuple(v / size for v in diag),
-                        tuple(v / size for v in off),
-                        ratio,
-                    )
-                )
+        grid = sweep_classes(Cs, [seed + j for j in range(num_draws)], point, streams=2)
+    rows = []
+    for C, draws in zip(Cs, grid, strict=True):
+        for case, layer in draws[0]:
+            mean = torch.stack([v[case, layer] for v in draws]).mean(0)  # (3 estimates, 3)
+            size = d if layer == "ww" or case < 3 else m
+            diag, off, ratio = (mean[:, q].tolist() for q in range(3))
+            diag, off = (tuple(v / size for v in vals) for vals in (diag, off))
+            rows.append(MomentRow(case, layer, C, size, diag, off, tuple(ratio)))
     return rows
+
+
+def _draw_moments(C: int, base: int, *, N, d, m, init, device) -> dict[tuple[int, str], Tensor]:
+    """``(case, layer) -> (3, 3)``: (measured, decoupled, predicted) × (diag, off, ratio).
+
+    The table is float32 (``torch.tensor`` of Python floats), as the published numbers are.
+    """
+    gen = make_generator(base)  # data from seed base, weights from base + 1
+    X, X_dec, X_pred = (portable_randn(n, d, generator=gen, device=device) for n in (N, N, 4 * N))
+    out = {}
+    for case in (1, 2, 3, 4):
+        model, loss = case_model(case, d, C, m=m, init=init, seed=base + 1, device=device)
+        res = (
+            block_ratios_at_init(model, X, loss=loss),
+            block_ratios_at_init(model, X, loss=loss, decouple_with=X_dec),
+            predicted_block_ratios(model, X_pred, N=N, loss=loss),
+        )
+        for layer in ("vv",) if case < 3 else ("vv", "ww"):
+            out[case, layer] = torch.tensor([_layer_moments(r, layer) for r in res])
+    return out

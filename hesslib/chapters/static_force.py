@@ -3,13 +3,17 @@ r"""The class-count sweep of chapter 04: block ratios at initialisation against 
 For every class count ``C`` and seed, :func:`class_sweep` draws fresh data and models of cases
 2–4 (:func:`hesslib.case_model`) and records the measured RMS block ratios
 (:func:`hesslib.block_ratios_at_init`) beside their second-moment predictions
-(:func:`hesslib.predicted_block_ratios`). :func:`fit_slope` fits the log-log decay rate with a
-confidence interval and :func:`draw_sweep` plots one curve of the sweep.
+(:func:`hesslib.predicted_block_ratios`); :func:`hesslib.fit_slope` fits the log-log decay rate
+with a confidence interval. The points and their seeds come from
+:func:`hesslib.core.sweep.sweep_classes`, shared with chapter 05. The module also holds the
+scale-free block couplings of the "three levels" (:func:`coupling_summary`) and the talk's
+back-of-the-envelope ratios (:func:`intuition_ratio`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,6 +22,7 @@ from ..core.block_ratios import block_ratios_at_init, case_model, predicted_bloc
 from ..core.blocks import block_norms
 from ..core.checks import check_matrix, check_num_classes, check_positive_int
 from ..core.data import gaussian_data
+from ..core.sweep import sweep_classes
 
 __all__ = [
     "SWEEP_KEYS",
@@ -84,7 +89,7 @@ def class_sweep(
     needed, ``H_vv`` and ``H_ww`` do not depend on them), an independent copy for the
     prediction, the linear model (case 2, CE) and the one-hidden-layer net (cases 3–4, MSE and
     CE with the same weights). Cases 1 and 3 have ``H_vv`` off-diagonal blocks exactly zero and
-    are not swept.
+    are not swept. The points are run by :func:`hesslib.core.sweep.sweep_classes`.
 
     Args:
         Cs: class counts ``>= 2``.
@@ -97,39 +102,35 @@ def class_sweep(
     Returns:
         :class:`ClassSweep`.
     """
-    from tqdm.auto import tqdm
-
     Cs = np.asarray([check_num_classes(int(c)) for c in Cs])
     seeds = np.asarray([int(s) for s in seeds])
     for name, v in (("N", N), ("d", d), ("m", m)):
         check_positive_int(name, v)
-    meas = {k: np.zeros((len(Cs), len(seeds))) for k in SWEEP_KEYS}
-    pred = {k: np.zeros((len(Cs), len(seeds))) for k in SWEEP_KEYS}
-    bar = tqdm(total=len(Cs) * len(seeds), desc="C sweep", disable=not progress)
-    for s, seed in enumerate(seeds):
-        for k, C in enumerate(Cs):
-            # every (seed, C) point is independent, so the slope fit's residuals are too
-            base = _point_seed(int(seed), int(C))
-            X = gaussian_data(N, d, 2, seed=base, device=device).X
-            X_indep = gaussian_data(N, d, 2, seed=base + 1, device=device).X
-            kw = {"init": init, "seed": base + 2, "device": X.device}
-            linear, _ = case_model(2, d, int(C), **kw)
-            hidden, _ = case_model(4, d, int(C), m=m, **kw)
-            for case, model, loss in ((2, linear, "ce"), (3, hidden, "mse"), (4, hidden, "ce")):
-                r = block_ratios_at_init(model, X, loss=loss)
-                q = predicted_block_ratios(model, X_indep, N=N, loss=loss)
-                for key, (kcase, layer) in SWEEP_KEYS.items():
-                    if kcase == case:
-                        meas[key][k, s] = getattr(r, layer)
-                        pred[key][k, s] = getattr(q, layer)
-            bar.update()
-    bar.close()
+    point = partial(_sweep_point, N=N, d=d, m=m, init=init, device=device)
+    # every (seed, C) point is independent, so the slope fit's residuals are too
+    grid = sweep_classes(Cs, seeds, point, streams=3, progress=progress)
+    meas, pred = (
+        {key: np.array([[pt[key][j] for pt in row] for row in grid]) for key in SWEEP_KEYS}
+        for j in (0, 1)
+    )
     return ClassSweep(Cs, seeds, meas, pred, N, d, m)
 
 
-def _point_seed(seed: int, C: int) -> int:
-    """Seed of the sweep point ``(seed, C)``: distinct points never share a stream."""
-    return 3 * (seed * 1_000_003 + C)
+def _sweep_point(C: int, base: int, *, N, d, m, init, device) -> dict[str, tuple[float, float]]:
+    """``key -> (measured, predicted)`` ratio at one sweep point (seeds ``base … base + 2``)."""
+    X = gaussian_data(N, d, 2, seed=base, device=device).X
+    X_indep = gaussian_data(N, d, 2, seed=base + 1, device=device).X
+    kw = {"init": init, "seed": base + 2, "device": X.device}
+    linear, _ = case_model(2, d, C, **kw)
+    hidden, _ = case_model(4, d, C, m=m, **kw)
+    out = {}
+    for case, model, loss in ((2, linear, "ce"), (3, hidden, "mse"), (4, hidden, "ce")):
+        r = block_ratios_at_init(model, X, loss=loss)
+        q = predicted_block_ratios(model, X_indep, N=N, loss=loss)
+        for key, (kcase, layer) in SWEEP_KEYS.items():
+            if kcase == case:
+                out[key] = (getattr(r, layer), getattr(q, layer))
+    return out
 
 
 def coupling_matrix(norms: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The engine's core: device and data, models with theory init, losses, block layouts, the
 HVP engine and full Hessians of any module, the closed forms of cases 1-4, Gram-identity block
-norms, block ratios at initialisation, slope fits and profiles.
+norms and the second-moment formula, block ratios at initialisation, slope fits, profiles and
+the seeded sweep over class counts.
 """
 
 from .block_ratios import (
@@ -44,9 +45,15 @@ from .device import (
 from .fits import SlopeFit, fit_slope, loglog_fit
 from .gram import (
     OutputBlockStats,
+    class_pair_grams,
+    gram_block_sum,
+    gram_moments,
     lm_head_block_stats,
     output_block_norms_gram,
     output_block_stats_gram,
+    sample_second_moment,
+    second_moment,
+    squared_gram,
 )
 from .hessian import (
     available_memory,
@@ -61,6 +68,7 @@ from .hessian import (
 from .losses import LOSSES, cross_entropy, loss_fn, mse
 from .models import INITS, LinearNet, OneHiddenNet, init_matrix, linear_net, one_hidden_net
 from .profiles import PROFILE_NAMES, resolve_profile
+from .sweep import point_seed, sweep_classes
 
 __all__ = [
     "CASES",
@@ -97,10 +105,16 @@ __all__ = [
     "fit_slope",
     "loglog_fit",
     "SlopeFit",
+    "class_pair_grams",
+    "gram_block_sum",
+    "gram_moments",
     "lm_head_block_stats",
     "output_block_norms_gram",
     "output_block_stats_gram",
     "OutputBlockStats",
+    "sample_second_moment",
+    "second_moment",
+    "squared_gram",
     "available_memory",
     "check_memory",
     "flat_loss",
@@ -121,4 +135,6 @@ __all__ = [
     "OneHiddenNet",
     "PROFILE_NAMES",
     "resolve_profile",
+    "point_seed",
+    "sweep_classes",
 ]

@@ -1,7 +1,8 @@
 r"""The static force (chapter 04): block ratios of ``H_vv`` and ``H_ww`` at random initialisation.
 
-The sweep over class counts is in :mod:`hesslib.static_sweep`, the layer blocks and couplings
-("three levels") in :mod:`hesslib.levels`.
+The sweep over class counts and the layer couplings ("three levels") are in
+:mod:`hesslib.chapters.static_force`; the Gram identities and the second-moment formula used
+here are those of :mod:`hesslib.core.gram`.
 
 The layer Hessians of cases 1–4 (talk Part III) are sums over samples of rank-one terms,
 
@@ -21,7 +22,7 @@ and sums over all class pairs reduce to ``N × N`` products of the softmax matri
 ``O(N² (k + C))`` instead of the ``O(N C² k²)`` of the dense ``H_vv``.
 
 The prediction replaces each block by the generalised Marchenko–Pastur second moment
-(:func:`hesslib.rmt.second_moment_prediction`), ``(1/d) ‖H‖_F² ≈ γ E[λ²] + (E λ)²`` with
+(:func:`hesslib.core.gram.second_moment`), ``(1/d) ‖H‖_F² ≈ γ E[λ²] + (E λ)²`` with
 ``γ = d/N`` and λ drawn from the model at initialisation on inputs independent of ``X``.
 """
 
@@ -34,6 +35,14 @@ import torch
 from torch import nn
 
 from .checks import check_loss, check_matrix, check_positive_int
+from .gram import (
+    class_pair_grams,
+    gram_block_sum,
+    gram_moments,
+    sample_second_moment,
+    second_moment,
+    squared_gram,
+)
 from .models import LinearNet, OneHiddenNet, linear_net, one_hidden_net
 
 __all__ = [
@@ -138,23 +147,12 @@ def _neuron_weights(D: torch.Tensor, V: torch.Tensor, p: torch.Tensor | None) ->
     return M * D[:, :, None] * D[:, None, :]
 
 
-def _squared_gram(U: torch.Tensor) -> torch.Tensor:
-    """``G ∘ G`` with ``G = U Uᵀ``: ``(u_n · u_{n'})²``, shape ``(N, N)``."""
-    G = U @ U.T
-    return G * G
-
-
 # ----------------------------------------------------------------------------- measured
 def _class_block_sq(K: torch.Tensor, p: torch.Tensor | None, C: int) -> tuple[float, float]:
     """``(mean_{i≠j} ‖H_ij‖², mean_i ‖H_ii‖²)`` of the class blocks from ``K = G ∘ G``."""
-    N = K.shape[0]
     if p is None:  # MSE: H_ii = UᵀU/N for all i, H_ij = 0
-        return 0.0, float(K.sum()) / N**2
-    Q = p @ p.T  # (N, N)
-    p2 = p * p
-    off = float((K * (Q * Q - p2 @ p2.T)).sum()) / N**2
-    T = p - p2  # p(1 − p)
-    diag = float((K * (T @ T.T)).sum()) / N**2
+        return 0.0, float(K.sum()) / K.shape[0] ** 2
+    diag, off = (gram_block_sum(K, Y) for Y in class_pair_grams([p])[:2])
     return off / (C * (C - 1)), diag / C
 
 
@@ -219,8 +217,8 @@ def block_ratios_at_init(
         _, D, F = _forward_parts(model, decouple_with)
     C = F.shape[1]
     p = torch.softmax(F, dim=1) if loss == "ce" else None
-    KX = _squared_gram(X)
-    K = KX if D is None else _squared_gram(U)
+    KX = squared_gram(X)
+    K = KX if D is None else squared_gram(U)
     vv_sq = _class_block_sq(K, p, C)
     if D is None:
         return BlockRatios(_ratio(*vv_sq), float("nan"), vv_sq, None)
@@ -230,35 +228,25 @@ def block_ratios_at_init(
 
 # ----------------------------------------------------------------------------- predicted
 def _class_moments(p: torch.Tensor | None, C: int):
-    """Block-averaged ``(E λ², (E λ)²)`` for off-diagonal and diagonal class weights."""
+    """Block-averaged ``(E λ², (E λ)²)`` for off-diagonal and diagonal class weights.
+
+    For ``C > N'`` the ``(N', N')`` sums of :func:`~hesslib.core.gram.gram_moments`; else the
+    same moments from ``(C, C)`` class sums (``‖PᵀP‖_F = ‖P Pᵀ‖_F``), the smaller matrix.
+    """
     if p is None:
         return (0.0, 0.0), (1.0, 1.0)
     Nt = p.shape[0]
-    p2 = p * p
-    s2 = p2.sum(1)
-    e2_off = float((s2 * s2 - (p2 * p2).sum(1)).mean()) / (C * (C - 1))
-    S = p.T @ p / Nt if C <= Nt else None  # (C, C) mean of p pᵀ
-    if S is not None:
-        fro = float((S * S).sum())
+    if C > Nt:
+        diag, off = (gram_moments(Y) for Y in class_pair_grams([p])[:2])
     else:
-        Gp = p @ p.T  # (Nt, Nt): ‖PᵀP‖_F = ‖P Pᵀ‖_F
-        fro = float((Gp * Gp).sum()) / Nt**2
-    mean_sq_diag = p2.mean(0)  # E[p_i²]
-    m2_off = (fro - float((mean_sq_diag**2).sum())) / (C * (C - 1))
-    T = p - p2
-    e2_diag = float((T * T).sum(1).mean()) / C
-    m2_diag = float((T.mean(0) ** 2).sum()) / C
-    return (e2_off, m2_off), (e2_diag, m2_diag)
-
-
-def _second_moment(lam: torch.Tensor, *, gamma: float) -> torch.Tensor:
-    """:func:`hesslib.rmt.second_moment_prediction` batched over trailing axes (samples on 0).
-
-    ``γ E[λ²] + (E λ)²`` for every column of ``lam`` at once (one call instead of one per
-    block); the tests check it against the reference function column by column.
-    """
-    lam = lam.to(torch.float64)
-    return (gamma * (lam * lam).mean(0) + lam.mean(0) ** 2).cpu()
+        p2 = p * p
+        s2 = p2.sum(1)
+        S = p.T @ p / Nt  # (C, C) mean of p pᵀ
+        m2_off = float((S * S).sum()) - float((p2.mean(0) ** 2).sum())
+        off = float((s2 * s2 - (p2 * p2).sum(1)).mean()), m2_off
+        T = p - p2
+        diag = float((T * T).sum(1).mean()), float((T.mean(0) ** 2).sum())
+    return tuple(v / (C * (C - 1)) for v in off), tuple(v / C for v in diag)
 
 
 def predicted_block_ratios(
@@ -277,12 +265,12 @@ def predicted_block_ratios(
         + (\mathbb E\lambda)^2\big),
 
     which for ``u = x ~ N(0, I_d)`` is ``d (γ E[λ²] + (E λ)²)``, ``γ = d/N``
-    (:func:`hesslib.rmt.second_moment_prediction`). The expectations are over λ computed from
-    the same model on inputs ``X_indep`` drawn independently of the data (the "decoupled"
-    Hessian of chapter 05). For the ReLU features ``a = relu(W x)`` of the output layer (a
-    fixed, small ``m``; not isotropic) the same computation with
-    ``Σ_a = E[a aᵀ]`` and ``γ_eff = E‖a‖⁴ / (N ‖Σ_a‖_F²)`` gives the exact mean of
-    ``‖H‖_F²`` for independent λ (for ``u = x`` it gives ``γ_eff = (d + 2)/N ≈ γ``).
+    (:func:`hesslib.core.gram.second_moment`, as :func:`hesslib.rmt.second_moment_prediction`).
+    The expectations are over λ computed from the same model on inputs ``X_indep`` drawn
+    independently of the data (the "decoupled" Hessian of chapter 05). For the ReLU features
+    ``a = relu(W x)`` of the output layer (a fixed, small ``m``; not isotropic) the same
+    computation with ``Σ_a = E[a aᵀ]`` and ``γ_eff = E‖a‖⁴ / (N ‖Σ_a‖_F²)`` gives the exact
+    mean of ``‖H‖_F²`` for independent λ (for ``u = x`` it gives ``γ_eff = (d + 2)/N ≈ γ``).
 
     Args:
         model: the model whose Hessian is predicted.
@@ -305,10 +293,9 @@ def predicted_block_ratios(
         Sigma = U.T @ U / U.shape[0]
         scale = float((Sigma * Sigma).sum())
         gamma = float((U * U).sum(1).pow(2).mean()) / (N * scale)
-    (e2o, m2o), (e2d, m2d) = _class_moments(p, C)
-    vv_sq = (scale * (gamma * e2o + m2o), scale * (gamma * e2d + m2d))
+    vv_sq = tuple(scale * second_moment(e2, m2, gamma=gamma) for e2, m2 in _class_moments(p, C))
     if D is None:
         return BlockRatios(_ratio(*vv_sq), float("nan"), vv_sq, None)
     c = _neuron_weights(D, model.V.detach(), p)  # (N', m, m)
-    ww_sq = d * _second_moment(c, gamma=d / N)  # (m, m): λ = c^{kl}_n, features x
+    ww_sq = d * sample_second_moment(c, gamma=d / N)  # (m, m): λ = c^{kl}_n, features x
     return BlockRatios(_ratio(*vv_sq), _ratio(*_ratio_from_matrix(ww_sq)), vv_sq, ww_sq)

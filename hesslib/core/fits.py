@@ -1,4 +1,21 @@
-"""TODO docstring."""
+r"""Log-log slope fits with confidence intervals: the decay rates of chapters 04 and 05.
+
+Both fit a straight line ``log y = a + s log x`` by least squares and report the slope with a
+Student-t interval on ``K − 2`` degrees of freedom (:class:`SlopeFit`, built in one place,
+:func:`_slope_fit`). They differ in the error model:
+
+* :func:`fit_slope` — unweighted, the errors estimated from the scatter alone
+  (``scipy.stats.linregress``): the block-ratio decay in ``C`` over all seeds (chapter 04);
+* :func:`loglog_fit` — weighted by known errors ``σ(log y) = y_se / y``, with the parameter
+  covariance ``(Aᵀ W A)^{-1}`` scaled by ``max(1, χ²/(K − 2))`` so that the interval widens
+  when the points scatter more than their error bars, never narrows (the decoupling gap
+  against ``N``, chapter 05).
+
+With unit weights and the floor dropped the weighted fit is the unweighted one, but it is not
+used for it: its standard error, from the residuals, differs from ``linregress``'s (which forms
+``1 − r²`` and loses digits on near-perfect power laws) by up to ``~1e-11`` relative, and
+chapter 04's published intervals must not move.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +35,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SlopeFit:
-    """Least-squares fit of ``log r = a + s log C`` (``scipy.stats.linregress``).
+    """Least-squares fit of ``log r = a + s log C`` (module docstring).
 
     Attributes:
         slope: ``s``; stderr: its standard error; low, high: the ``level`` confidence interval
@@ -39,8 +56,16 @@ class SlopeFit:
         return self.low <= value <= self.high
 
 
+def _slope_fit(slope: float, stderr: float, intercept: float, n: int, level: float) -> SlopeFit:
+    """:class:`SlopeFit` with the ``level`` Student-t interval on ``n − 2`` degrees of freedom."""
+    t = float(stats.t.ppf(0.5 + level / 2, n - 2))
+    return SlopeFit(slope, stderr, slope - t * stderr, slope + t * stderr, intercept, n, level)
+
+
 def fit_slope(Cs, ratios, *, c_min: float = 2, level: float = 0.95) -> SlopeFit:
     """Fit the log-log slope of ``ratios`` against ``C`` over all seeds, for ``C >= c_min``.
+
+    Unweighted least squares, ``scipy.stats.linregress`` (module docstring).
 
     Args:
         Cs: class counts ``(K,)``.
@@ -56,21 +81,11 @@ def fit_slope(Cs, ratios, *, c_min: float = 2, level: float = 0.95) -> SlopeFit:
         raise ValueError(f"need at least 3 points and 2 distinct C >= c_min={c_min} to fit a slope")
     if not (np.all(np.isfinite(R[keep])) and np.all(R[keep] > 0)):
         raise ValueError("ratios must be positive and finite to fit on a log scale")
-    y = np.log(R[keep].reshape(-1))
-    res = stats.linregress(x, y)
-    t = stats.t.ppf(0.5 + level / 2, len(x) - 2)
-    return SlopeFit(
-        float(res.slope),
-        float(res.stderr),
-        float(res.slope - t * res.stderr),
-        float(res.slope + t * res.stderr),
-        float(res.intercept),
-        len(x),
-        level,
-    )
+    res = stats.linregress(x, np.log(R[keep].reshape(-1)))
+    return _slope_fit(float(res.slope), float(res.stderr), float(res.intercept), len(x), level)
 
 
-def loglog_fit(x, y, y_se, *, level: float = 0.95):
+def loglog_fit(x, y, y_se, *, level: float = 0.95) -> SlopeFit:
     r"""Weighted least-squares fit of ``log y = a + s log x`` with ``σ(log y) = y_se / y``.
 
     The parameter covariance is ``(Aᵀ W A)^{-1}`` times ``max(1, χ²/(K − 2))`` (the errors are
@@ -78,12 +93,8 @@ def loglog_fit(x, y, y_se, *, level: float = 0.95):
     Student's t with ``K − 2`` degrees of freedom.
 
     Returns:
-        :class:`hesslib.SlopeFit` (the fit result of chapter 04).
+        :class:`SlopeFit` (the fit result of chapter 04).
     """
-    from scipy import stats
-
-    pass
-
     x, y, se = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (x, y, y_se))
     if not (x.numel() == y.numel() == se.numel() >= 3):
         raise ValueError("x, y and y_se must have the same length >= 3")
@@ -95,6 +106,4 @@ def loglog_fit(x, y, y_se, *, level: float = 0.95):
     a, s = (cov @ (A.T @ (w * y.log()))).tolist()
     chi2 = float((w * (y.log() - a - s * x.log()) ** 2).sum())
     k = x.numel()
-    stderr = math.sqrt(float(cov[1, 1]) * max(1.0, chi2 / (k - 2)))
-    t = float(stats.t.ppf(0.5 + level / 2, k - 2))
-    return SlopeFit(s, stderr, s - t * stderr, s + t * stderr, a, k, level)
+    return _slope_fit(s, math.sqrt(float(cov[1, 1]) * max(1.0, chi2 / (k - 2))), a, k, level)

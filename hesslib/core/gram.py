@@ -17,7 +17,14 @@ pairs collapses the class sums into ``(N, N)`` matrices built by GEMMs over the 
 with ``K = G∘G``, ``Λ_{nc} = p_{nc}(1 − p_{nc})``: cost ``O(N² (C + d))``, memory ``O(N²)`` plus
 one chunk of classes. Replacing ``K`` by ``d·11ᵀ + d²·I`` — to leading order its mean under
 ``a_n ~ N(0, I_d)`` independent of ``p`` — gives, block by block, exactly the second-moment
-formula ``d (γ E[λ²] + (E λ)²)`` of chapter 05 (``hl.second_moment_prediction``).
+formula ``d (γ E[λ²] + (E λ)²)`` of chapter 05, with the moments read off the same ``(N, N)``
+sums (:func:`gram_moments`).
+
+This module is the one home of the Gram identity (:func:`squared_gram`,
+:func:`gram_block_sum`, :func:`class_pair_grams`; chapter 04's
+:func:`hesslib.block_ratios_at_init` uses them too) and of the second-moment formula
+(:func:`second_moment`, :func:`sample_second_moment`; :func:`hesslib.rmt.second_moment_prediction`
+and :func:`hesslib.predicted_block_ratios` call it).
 """
 
 from __future__ import annotations
@@ -31,11 +38,94 @@ from .checks import check_matrix, check_num_classes, check_positive_int
 from .device import default_device, make_generator
 
 __all__ = [
+    "class_pair_grams",
+    "gram_block_sum",
+    "gram_moments",
     "lm_head_block_stats",
     "output_block_norms_gram",
     "output_block_stats_gram",
     "OutputBlockStats",
+    "sample_second_moment",
+    "second_moment",
+    "squared_gram",
 ]
+
+
+# ----------------------------------------------------------------------------- the identities
+def squared_gram(U: torch.Tensor) -> torch.Tensor:
+    """``K = G ∘ G`` with ``G = U Uᵀ``: ``K_nm = (u_n · u_m)²``, shape ``(N, N)``."""
+    G = U @ U.T
+    return G * G
+
+
+def gram_block_sum(K: torch.Tensor, Y: torch.Tensor) -> float:
+    r"""``Σ_b ‖(1/N) Σ_n λ_{bn} u_n u_nᵀ‖_F² = Σ_{nm} K_{nm} Y_{nm} / N²`` for ``Y = Σ_b λ_b λ_bᵀ``.
+
+    The Gram identity: ``‖(1/N) Σ_n λ_n u_n u_nᵀ‖_F² = λᵀ (G∘G) λ / N²``, summed over blocks.
+    """
+    return float((K * Y).sum()) / K.shape[0] ** 2
+
+
+def class_pair_grams(prob_chunks) -> tuple[torch.Tensor, torch.Tensor, int]:
+    r"""``Y = Σ_b λ_b λ_bᵀ`` (``(N, N)``) over the diagonal and the off-diagonal class blocks.
+
+    Class block ``(c, c')`` of ``S_n = diag(p_n) − p_n p_nᵀ`` has the weights
+    ``λ_n = p_{nc}(1 − p_{nc})`` (``c = c'``) or ``−p_{nc} p_{nc'}``, so
+    ``Y_diag = Λ Λᵀ`` and ``Y_off = (P Pᵀ)^{∘2} − P^{∘2} P^{∘2 ⊤}`` (module docstring).
+
+    Args:
+        prob_chunks: iterable of ``(N, c)`` column chunks of the probabilities ``P``, in the
+            dtype of the sums (all on one device).
+
+    Returns:
+        ``(Y_diag, Y_off, C)``.
+    """
+    PP = P2P2 = LL = None
+    C = 0
+    for p in prob_chunks:
+        if PP is None:
+            PP, P2P2, LL = (p.new_zeros(p.shape[0], p.shape[0]) for _ in range(3))
+        C += p.shape[1]
+        p2 = p * p
+        lam = p - p2
+        PP.addmm_(p, p.T)
+        P2P2.addmm_(p2, p2.T)
+        LL.addmm_(lam, lam.T)
+    if PP is None:
+        raise ValueError("prob_chunks must hold at least one chunk of classes")
+    return LL, PP * PP - P2P2, C  # Σ_{c≠c'} p_nc p_nc' p_mc p_mc' = (p_n·p_m)² − Σ_c p²p²
+
+
+def gram_moments(Y: torch.Tensor) -> tuple[float, float]:
+    """``(Σ_b E[λ_b²], Σ_b (E λ_b)²)`` from ``Y = Σ_b λ_b λ_bᵀ``: ``(tr Y / N, 1ᵀY1 / N²)``."""
+    N = Y.shape[0]
+    return float(Y.diagonal().sum()) / N, float(Y.sum()) / N**2
+
+
+# ----------------------------------------------------------------------------- second moment
+def second_moment(mean_sq, sq_mean, *, gamma: float):
+    r"""The second moment of the generalised MP law: ``γ E[λ²] + (E λ)²``.
+
+    The limit of ``(1/d) ‖H‖_F²`` for ``H = (1/N) Σ_n λ_n x_n x_nᵀ``, ``x_n ~ N(0, I_d)``
+    independent of λ, ``γ = d/N`` (talk Part III; SPEC §4 "05"). The one implementation of
+    the formula: :func:`hesslib.rmt.second_moment_prediction`,
+    :func:`hesslib.predicted_block_ratios` and :class:`OutputBlockStats` call it.
+
+    Args:
+        mean_sq: ``E[λ²]``; sq_mean: ``(E λ)²`` (floats or tensors of one shape).
+        gamma: ``γ``.
+    """
+    return gamma * mean_sq + sq_mean
+
+
+def sample_second_moment(lam: torch.Tensor, *, gamma: float) -> torch.Tensor:
+    """:func:`second_moment` of a λ sample (samples on axis 0), for every trailing index at once.
+
+    Returns:
+        CPU float64 tensor of shape ``lam.shape[1:]``.
+    """
+    lam = lam.to(torch.float64)
+    return second_moment((lam * lam).mean(0), lam.mean(0) ** 2, gamma=gamma).cpu()
 
 
 @dataclass(frozen=True)
@@ -99,7 +189,7 @@ def output_block_norms_gram(
         raise ValueError(f"classes must be a non-empty 1-D index set into [0, {C})")
     N, k = A.shape[0], idx.numel()
     A64, p = A.to(torch.float64), P[:, idx].to(torch.float64)  # (N, k)
-    K = (A64 @ A64.T) ** 2  # (N, N)
+    K = squared_gram(A64)  # (N, N)
     S = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # (N, k, k)
     Z = S.reshape(N, k * k)  # (N, k²)
     sq = ((K @ Z) * Z).sum(0) / N**2  # (k²,)
@@ -122,29 +212,14 @@ def _stats(diag_sum, off_sum, diag_pred, off_pred, C) -> OutputBlockStats:
 
 
 def _class_gram_sums(A: torch.Tensor, prob_chunks) -> OutputBlockStats:
-    """Accumulate ``P Pᵀ``, ``P²P²ᵀ``, ``ΛΛᵀ`` over class chunks and contract with ``K``."""
+    """Measured and predicted class-block sums of the output layer from ``(N, N)`` Grams."""
     N, d = A.shape
-    A64 = A.to(torch.float64)
-    K = (A64 @ A64.T) ** 2  # (N, N), K_nm = (a_n · a_m)²
-    Kpred = torch.full((N, N), float(d), dtype=torch.float64, device=A.device)
-    # d·11ᵀ + d²·I: (1/N²) sᵀ Kpred s = d (γ E[s²] + (E s)²), chapter 05's second moment
-    # (the exact Gaussian mean would put d² + 2d on the diagonal; the difference is O(1/d))
-    Kpred.diagonal().fill_(float(d) ** 2 + float(d))
-    PP = torch.zeros(N, N, dtype=torch.float64, device=A.device)
-    P2P2 = torch.zeros_like(PP)
-    LL = torch.zeros_like(PP)
-    C = 0
-    for p in prob_chunks:  # (N, c) chunks of the probabilities
-        p = p.to(torch.float64)
-        C += p.shape[1]
-        p2 = p * p
-        lam = p - p2
-        PP.addmm_(p, p.T)
-        P2P2.addmm_(p2, p2.T)
-        LL.addmm_(lam, lam.T)
-    off = PP * PP - P2P2  # Σ_{c≠c'} p_nc p_nc' p_mc p_mc'
-    sums = [float((Kx * Y).sum()) / N**2 for Kx in (K, Kpred) for Y in (LL, off)]
-    return _stats(sums[0], sums[1], sums[2], sums[3], C)
+    K = squared_gram(A.to(torch.float64))  # (N, N), K_nm = (a_n · a_m)²
+    diag, off, C = class_pair_grams(prob_chunks)
+    # a_n ~ N(0, I_d) independent of p: ‖H_b‖² ≈ ‖Σ‖² · second_moment with ‖Σ‖² = d, which
+    # cancels in the predicted ratio (K replaced by its leading-order mean d·11ᵀ + d²·I)
+    pred = [second_moment(*gram_moments(Y), gamma=d / N) for Y in (diag, off)]
+    return _stats(gram_block_sum(K, diag), gram_block_sum(K, off), *pred, C)
 
 
 @torch.no_grad()
@@ -163,7 +238,8 @@ def output_block_stats_gram(
     """
     _check_pair(A, P)
     chunk = check_positive_int("chunk", chunk)
-    return _class_gram_sums(A, (P[:, c0 : c0 + chunk] for c0 in range(0, P.shape[1], chunk)))
+    chunks = (P[:, c0 : c0 + chunk].to(torch.float64) for c0 in range(0, P.shape[1], chunk))
+    return _class_gram_sums(A, chunks)
 
 
 @torch.no_grad()

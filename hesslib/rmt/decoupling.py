@@ -30,6 +30,7 @@ import torch
 
 from ..core.checks import check_complex_upper, check_matrix, check_num_classes, check_positive_int
 from ..core.device import make_generator, portable_randn, single_thread
+from ..core.sweep import point_seed
 from .laws import stieltjes_empirical
 from .sampling import lambda_quantiles, weighted_gram
 
@@ -363,7 +364,7 @@ def decoupling_gap(
     bar = tqdm(total=sum(Ms), desc="N sweep", disable=not progress)
     with single_thread(device):
         for k, (N, d, M) in enumerate(zip(Ns, ds, Ms, strict=True)):
-            gen = make_generator(seed * 1_000_003 + N)
+            gen = make_generator(point_seed(seed, N))  # one stream per (seed, N)
             V, lam = _setup(d, C, gen, num_ref, i)
             scale, Vd = float(lam.mean()), V.to(device)
             D = torch.empty(2, M, len(zeta), dtype=torch.complex128)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core.checks import check_complex_upper
+from ..core.gram import sample_second_moment
 
 __all__ = [
     "gmp_density",
@@ -150,7 +151,8 @@ def second_moment_prediction(lam, *, gamma: float) -> float:
     r"""Limit of ``(1/d) ‖H‖_F²`` for ``H = (1/N) X Λ Xᵀ``: ``γ E[λ²] + (E λ)²``.
 
     It is the second moment of the generalised MP law (talk Part III; SPEC §4 "05"), used to
-    predict the block Frobenius norms of chapter 04.
+    predict the block Frobenius norms of chapter 04. This checks its arguments and evaluates
+    the library's one implementation of the formula, :func:`hesslib.core.gram.second_moment`.
 
     Args:
         lam: sample of λ, shape ``(n,)`` (or anything flattenable).
@@ -159,8 +161,7 @@ def second_moment_prediction(lam, *, gamma: float) -> float:
     lam = _real(lam, "lam").reshape(-1)
     if lam.numel() == 0:
         raise ValueError("lam must be non-empty")
-    g = _positive(gamma, "gamma")
-    return float(g * (lam**2).mean() + lam.mean() ** 2)
+    return float(sample_second_moment(lam, gamma=_positive(gamma, "gamma")))
 
 
 # ----------------------------------------------------------------------------- generalised MP
