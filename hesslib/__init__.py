@@ -20,7 +20,7 @@ so ``import hesslib`` (and ``python -m hesslib.cli``) import neither matplotlib,
 networkx, and a chapter depends only on the modules it reaches.
 """
 
-import importlib
+import importlib as _importlib
 
 from . import core, nets, rmt, spectral, train
 
@@ -127,7 +127,7 @@ __all__ = [
 def __getattr__(name: str):
     """Import ``hl.plot``, ``hl.symbolic`` and ``hl.chapters`` on first use."""
     if name in _LAZY:
-        module = importlib.import_module(f".{name}", __name__)
+        module = _importlib.import_module(f".{name}", __name__)
         globals()[name] = module
         return module
     raise AttributeError(f"module 'hesslib' has no attribute {name!r}")

@@ -315,7 +315,7 @@ def test_the_scaling_out_page_command_runs_on_two_cpu_processes(page_run):
     # the same computation on one process (and the CLI's default dtype: hl.nets.gpt builds its
     # parameters in the default dtype before casting them)
     torch.set_default_dtype(torch.float32)
-    args = cli._parser().parse_args(argv[argv.index("slq") :])
+    args = cli.build_parser().parse_args(argv[argv.index("slq") :])
     cfg = hl.nets.spectra_settings(args.model, args.profile)
     pb = hl.nets.spectra_problem(
         cfg, partition=args.partition, seed=args.seed, device="cpu", dtype=torch.float64

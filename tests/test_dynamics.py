@@ -94,12 +94,12 @@ def test_hwv_column_norms():
 
 def test_log_correlation_and_table():
     x = np.array([1.0, 2.0, 4.0, 8.0])
-    assert hl.chapters.dynamic_force.log_correlation(x, 3 * x**2) == pytest.approx(1.0)
-    assert hl.chapters.dynamic_force.log_correlation(x, 1 / x) == pytest.approx(-1.0)
+    assert hl.core.log_correlation(x, 3 * x**2) == pytest.approx(1.0)
+    assert hl.core.log_correlation(x, 1 / x) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="positive"):
-        hl.chapters.dynamic_force.log_correlation(x, -x)
+        hl.core.log_correlation(x, -x)
     with pytest.raises(ValueError, match="same length"):
-        hl.chapters.dynamic_force.log_correlation(x, x[:3])
+        hl.core.log_correlation(x, x[:3])
     data = hl.gaussian_data(30, 4, 3, seed=0, device="cpu")
     net = hl.one_hidden_net(4, 2, 3, seed=1, device="cpu")
     snaps = [

@@ -13,7 +13,7 @@ A submodule is imported on first use (``hl.chapters.static_force``), so the engi
 in a chapter.
 """
 
-import importlib
+import importlib as _importlib
 
 CHAPTER_MODULES = (
     "observations",
@@ -29,5 +29,5 @@ __all__ = list(CHAPTER_MODULES)
 def __getattr__(name: str):
     """Import a chapter module on first access (``hl.chapters.static_force``)."""
     if name in CHAPTER_MODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'hesslib.chapters' has no attribute {name!r}")

@@ -1,8 +1,7 @@
 r"""How training reshapes the Hessian: the ``H_wv`` decomposition along a training run.
 
-For the one-hidden-layer net ``f(x) = V σ(W x)`` (SPEC §3; ``g_n = ∂ℓ/∂f`` is ``p_n − e_{y_n}``
-for CE and ``f(x_n) − e_{y_n}`` for MSE), the cross block splits as (see
-:mod:`hesslib.closed_form`)
+For the one-hidden-layer net ``f(x) = V σ(W x)`` (``g_n = ∂ℓ/∂f`` is ``p_n − e_{y_n}`` for CE
+and ``f(x_n) − e_{y_n}`` for MSE), the cross block splits as (:mod:`hesslib.core.closed_form`)
 
 .. math::
     H_{w_k v_c} = \underbrace{\tfrac1N \textstyle\sum_n g_{nc} D_{nk}\,
@@ -15,9 +14,8 @@ residuals ``g``; it is what makes ``H_wv`` look block-circulant at initialisatio
 when training drives ``g`` to zero (the "dynamic force" of the talk, arXiv 2505.02809 Part II-2).
 The k-th columns stacked over ``c`` form ``R_k = Xᵀ diag(D_{·k}) G / N`` ``(d, C)``.
 
-This module holds the computations: the decomposition's norms, the per-checkpoint
-:class:`HessianSnapshot` and its table. Drawing and animating snapshots lives in
-:mod:`hesslib.snapshot_plots`.
+Here: the decomposition's norms, the per-checkpoint :class:`HessianSnapshot` and its table;
+:mod:`hesslib.plot.snapshots` draws and animates them.
 """
 
 from __future__ import annotations
@@ -29,10 +27,16 @@ import numpy as np
 import torch
 
 from ..core.blocks import block_norms, pool_abs, stats_from_norms
-from ..core.closed_form import closed_form_blocks, hwv_decomposition
+from ..core.closed_form import (
+    closed_form_blocks,
+    hwv_decomposition,
+    output_residuals,
+    relu_features,
+)
 from ..core.losses import loss_fn
 from ..core.models import OneHiddenNet
 from ..nets.deep import DeepNet, deep_hessian
+from ..train.adam import train_adam
 
 __all__ = [
     "deep_snapshot",
@@ -43,7 +47,6 @@ __all__ = [
     "hwv_norms",
     "hwv_norms_along",
     "HwvNorms",
-    "log_correlation",
     "residual_columns",
     "snapshot_table",
 ]
@@ -67,15 +70,6 @@ class HwvNorms:
     own_column_fraction: float
 
 
-def _forward_parts(X, y, W, V, loss):
-    Z = X @ W.T  # (N, m)
-    D = (Z > 0).to(X.dtype)  # (N, m)
-    F = (Z * D) @ V.T  # (N, C)
-    onehot = torch.nn.functional.one_hot(y, V.shape[0]).to(X.dtype)
-    G = (torch.softmax(F, dim=1) if loss == "ce" else F) - onehot  # (N, C) residuals g
-    return D, G
-
-
 def residual_columns(
     X: torch.Tensor,
     y: torch.Tensor,
@@ -93,7 +87,8 @@ def residual_columns(
         ``(m, d, C)``: ``R[k, :, c]`` is column ``k`` of the residual term's block ``(k, c)``
         (equal to ``hl.hwv_decomposition(...)[0]`` restricted to those columns).
     """
-    D, G = _forward_parts(X, y, W, V, loss)
+    D, A = relu_features(X, W)  # (N, m) each
+    G, _ = output_residuals(A @ V.T, y, loss)  # (N, C) residuals g
     return torch.einsum("nk,nd,nc->kdc", D, X, G) / X.shape[0]  # (m, d, C)
 
 
@@ -272,16 +267,6 @@ def snapshot_table(snaps: Iterable[HessianSnapshot]) -> dict[str, np.ndarray]:
     }
 
 
-def log_correlation(a, b) -> float:
-    """Pearson correlation of ``log a`` and ``log b`` (both positive)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.size < 3:
-        raise ValueError(f"need two arrays of the same length >= 3, got {a.shape} and {b.shape}")
-    if (a <= 0).any() or (b <= 0).any():
-        raise ValueError("log_correlation needs positive values")
-    return float(np.corrcoef(np.log(a), np.log(b))[0, 1])
-
-
 def hwv_norms_along(
     net: OneHiddenNet,
     X: torch.Tensor,
@@ -305,8 +290,6 @@ def hwv_norms_along(
     Returns:
         ``[(step, loss, HwvNorms), …]`` computed in float64.
     """
-    from ..train.adam import train_adam
-
     checkpoints = [0, steps] if checkpoints is None else checkpoints
     run = train_adam(
         net,
@@ -390,8 +373,6 @@ def deep_snapshot(
         step: stored as is.
         max_pixels: size of the pooled image.
     """
-    from ..core.blocks import pool_abs
-
     H = deep_hessian(net, X, y, loss=loss)
     lay = net.layout()
     norms = block_norms(H, lay)  # (B, B)

@@ -42,7 +42,7 @@ from .device import (
     seed_everything,
     single_thread,
 )
-from .fits import SlopeFit, fit_slope, loglog_fit
+from .fits import SlopeFit, fit_slope, log_correlation, loglog_fit
 from .gram import (
     OutputBlockStats,
     class_pair_grams,
@@ -104,6 +104,7 @@ __all__ = [
     "single_thread",
     "fit_slope",
     "loglog_fit",
+    "log_correlation",
     "SlopeFit",
     "class_pair_grams",
     "gram_block_sum",

@@ -67,15 +67,16 @@ class HessianBlocks:
     dense: torch.Tensor
 
 
-def _hidden(X: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``D = 1[X Wᵀ > 0]`` and ``A = σ(X Wᵀ)``, both ``(N, m)``."""
+def relu_features(X: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ReLU pattern ``D = 1[X Wᵀ > 0]`` and the features ``A = σ(X Wᵀ)``, both ``(N, m)``."""
     Z = X @ W.T
     D = (Z > 0).to(X.dtype)
     return D, Z * D
 
 
-def _residual_and_curvature(F: torch.Tensor, y: torch.Tensor, loss: str):
-    """``g`` (N, C) and, for CE, the softmax ``p`` (N, C) (``None`` for MSE, where S = I)."""
+def output_residuals(F: torch.Tensor, y: torch.Tensor, loss: str):
+    """The residuals ``g = ∂ℓ_n/∂f`` ``(N, C)`` of the outputs ``F`` and, for CE, the softmax
+    ``p`` ``(N, C)`` (``None`` for MSE, where ``S_n = I``)."""
     C = F.shape[1]
     onehot = torch.nn.functional.one_hot(y, C).to(F.dtype)  # (N, C)
     if loss == "ce":
@@ -160,7 +161,7 @@ def linear_hessian(
         device=X.device,
         max_bytes=max_bytes,
     )
-    _, p = _residual_and_curvature(X @ V.T, y, loss)
+    _, p = output_residuals(X @ V.T, y, loss)
     H = torch.empty(P, P, dtype=X.dtype, device=X.device)
     return _class_blocks(X, p, C, H)
 
@@ -205,8 +206,8 @@ def one_hidden_hessian(
         device=X.device,
         max_bytes=max_bytes,
     )
-    D, A = _hidden(X, W)  # (N, m) each
-    g, p = _residual_and_curvature(A @ V.T, y, loss)  # (N, C)
+    D, A = relu_features(X, W)  # (N, m) each
+    g, p = output_residuals(A @ V.T, y, loss)  # (N, C)
     H = torch.empty(Pw + Pv, Pw + Pv, dtype=X.dtype, device=X.device)
     Hww, Hwv, Hvv = H[:Pw, :Pw], H[:Pw, Pw:], H[Pw:, Pw:]
 
@@ -279,8 +280,8 @@ def hwv_decomposition(
     C = V.shape[0] if isinstance(V, torch.Tensor) and V.ndim == 2 else 0
     _check_inputs(X, y, C, loss, {"W": W, "V": V})
     m, d = W.shape
-    D, A = _hidden(X, W)
-    g, p = _residual_and_curvature(A @ V.T, y, loss)
+    D, A = relu_features(X, W)
+    g, p = output_residuals(A @ V.T, y, loss)
     residual = torch.empty(m * d, C * m, dtype=X.dtype, device=X.device)
     rest = torch.empty_like(residual)
     _fill_hwv(X, D, A, V, g, p, residual, include_rest=False, include_residual=True)
@@ -323,7 +324,7 @@ def hidden_layer_hessian(
     check_loss(loss)
     d = X.shape[1]
     m = W.shape[0]
-    D, A = _hidden(X, W)
+    D, A = relu_features(X, W)
     p = torch.softmax(A @ V.T, dim=1) if loss == "ce" else None
     H = torch.empty(m * d, m * d, dtype=X.dtype, device=X.device)
     return _fill_hww(X, D, V, p, H)  # the closed form's H_ww, symmetric half computed
@@ -349,7 +350,7 @@ def output_layer_hessian(
     K = C if classes is None else check_positive_int("classes", classes)
     if K > C:
         raise ValueError(f"classes must be <= C = {C}, got {K}")
-    _, A = _hidden(X, W)  # (N, m)
+    _, A = relu_features(X, W)  # (N, m)
     p = torch.softmax(A @ V.T, dim=1)[:, :K] if loss == "ce" else None  # (N, K)
     H = torch.empty(K * m, K * m, dtype=X.dtype, device=X.device)
     return _class_blocks(A, p, K, H)  # the closed form's H_vv on the first K classes

@@ -27,6 +27,7 @@ import torch
 from scipy import stats
 
 __all__ = [
+    "log_correlation",
     "fit_slope",
     "loglog_fit",
     "SlopeFit",
@@ -107,3 +108,13 @@ def loglog_fit(x, y, y_se, *, level: float = 0.95) -> SlopeFit:
     chi2 = float((w * (y.log() - a - s * x.log()) ** 2).sum())
     k = x.numel()
     return _slope_fit(s, math.sqrt(float(cov[1, 1]) * max(1.0, chi2 / (k - 2))), a, k, level)
+
+
+def log_correlation(a, b) -> float:
+    """Pearson correlation of ``log a`` and ``log b`` (both positive)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size < 3:
+        raise ValueError(f"need two arrays of the same length >= 3, got {a.shape} and {b.shape}")
+    if (a <= 0).any() or (b <= 0).any():
+        raise ValueError("log_correlation needs positive values")
+    return float(np.corrcoef(np.log(a), np.log(b))[0, 1])

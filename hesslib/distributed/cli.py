@@ -28,11 +28,17 @@ from .comm import MODES, init_distributed, rank_and_world_size, shutdown_distrib
 from .ops import distributed_lanczos
 
 __all__ = [
+    "build_parser",
     "main",
 ]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (one subcommand, ``slq``).
+
+    Returns:
+        An ``argparse.ArgumentParser``; ``parse_args`` gives the settings :func:`main` reads.
+    """
     ap = argparse.ArgumentParser(prog="python -m hesslib.cli", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("slq", help="blockwise SLQ spectra of a chapter-06 model, to a .pt file")
@@ -68,12 +74,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m hesslib.cli`` (and of ``torchrun … -m hesslib.cli``)."""
-    args = _parser().parse_args(argv)
+    """Entry point of ``python -m hesslib.cli`` (and of ``torchrun … -m hesslib.cli``).
+
+    Args:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status, 0.
+    """
+    args = build_parser().parse_args(argv)
     device = init_distributed(
         backend=None if args.backend == "auto" else args.backend, timeout=args.timeout
     )
-    rank, size = rank_and_world_size()
+    rank = rank_and_world_size()[0]
     try:
         cfg = spectra_settings(
             args.model,
@@ -88,16 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         problem = spectra_problem(
             cfg, partition=args.partition, seed=args.seed, device=device, dtype=dtype
         )
-        layout, loss = problem.layout, problem.loss
         stats: dict = {}
         t0 = time.perf_counter()
         results = distributed_lanczos(
             problem.net,
             problem.data.X,
             problem.data.y,
-            loss,
+            problem.loss,
             mode=args.mode,
-            layout=layout,
+            layout=problem.layout,
             num_steps=cfg.steps,
             num_probes=cfg.probes,
             seed=args.seed,
@@ -106,34 +118,50 @@ def main(argv: list[str] | None = None) -> int:
             stats=stats,
         )
         seconds = time.perf_counter() - t0
-        out = args.out or f"spectra_{args.model}_{args.profile}.pt"
         if rank == 0:
-            settings = dict(
-                vars(cfg),  # the model's name and settings
-                mode=args.mode,
-                seed=args.seed,
-                partition=args.partition,
-                dtype=args.dtype,
-                loss=loss,
-                num_params=layout.num_params,
-                world_size=size,
-                backend=torch.distributed.get_backend() if size > 1 else "none",
-                device=device_name(device),
-                torch=torch.__version__,
-                seconds=seconds,
-                **{k: v for k, v in stats.items() if k not in ("mode", "world_size")},
-            )
-            save_block_spectra(out, layout.names, layout.sizes, results, settings)
-            per_step = stats["bytes_reduced"] / max(stats["matvec_calls"], 1)
-            print(
-                f"wrote {out}: {layout.num_blocks} blocks, P = {layout.num_params}, "
-                f"{cfg.probes} probes x {cfg.steps} steps on {size} process(es) "
-                f"({args.mode} mode) in {seconds:.1f} s; all_reduce per step "
-                f"{per_step / 2**20:.2f} MiB per rank"
-            )
+            _write(args, cfg, problem, results, stats=stats, seconds=seconds, device=device)
     finally:
         shutdown_distributed()
     return 0
+
+
+def _write(args, cfg, problem, results, *, stats: dict, seconds: float, device) -> None:
+    """Save the spectra with the run's settings (rank 0) and print a summary line.
+
+    Args:
+        args: the parsed command line.
+        cfg: the model's settings (:func:`~hesslib.nets.spectra_settings`).
+        problem: the model and data (:func:`~hesslib.nets.spectra_problem`).
+        results: one :class:`~hesslib.LanczosResult` per block of ``problem.layout``.
+        stats: the statistics :func:`~hesslib.distributed.distributed_lanczos` filled in.
+        seconds: wall time of the recursion.
+        device: this rank's device.
+    """
+    layout, size = problem.layout, rank_and_world_size()[1]
+    out = args.out or f"spectra_{args.model}_{args.profile}.pt"
+    settings = dict(
+        vars(cfg),  # the model's name and settings
+        mode=args.mode,
+        seed=args.seed,
+        partition=args.partition,
+        dtype=args.dtype,
+        loss=problem.loss,
+        num_params=layout.num_params,
+        world_size=size,
+        backend=torch.distributed.get_backend() if size > 1 else "none",
+        device=device_name(device),
+        torch=torch.__version__,
+        seconds=seconds,
+        **{k: v for k, v in stats.items() if k not in ("mode", "world_size")},
+    )
+    save_block_spectra(out, layout.names, layout.sizes, results, settings)
+    per_step = stats["bytes_reduced"] / max(stats["matvec_calls"], 1)
+    print(
+        f"wrote {out}: {layout.num_blocks} blocks, P = {layout.num_params}, "
+        f"{cfg.probes} probes x {cfg.steps} steps on {size} process(es) "
+        f"({args.mode} mode) in {seconds:.1f} s; all_reduce per step "
+        f"{per_step / 2**20:.2f} MiB per rank"
+    )
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def shutdown_distributed() -> None:
 
 
 def local_device() -> torch.device:
+    """This rank's device for collectives: ``cuda:<current>`` with NCCL, else the CPU."""
     if dist.is_initialized() and dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -221,7 +222,7 @@ def shard_range(
 
     Args:
         n: number of items (samples, probes, Hessian columns).
-        rank, world_size: default :func:`world`.
+        rank, world_size: default :func:`rank_and_world_size`.
         what: the items' name, for the error message.
 
     Returns:

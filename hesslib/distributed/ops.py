@@ -121,15 +121,30 @@ def _check_identical(results: list[LanczosResult]) -> None:
 
 
 class _counted:
-    """A matvec that advances a progress bar."""
+    """A matvec that counts its calls and advances a progress bar."""
 
     def __init__(self, inner, bar):
-        self.inner, self.bar = inner, bar
+        self.inner, self.bar, self.calls = inner, bar, 0
 
     def __call__(self, V: torch.Tensor) -> torch.Tensor:
+        """``inner(V)``."""
         out = self.inner(V)
+        self.calls += 1
         self.bar.update()
         return out
+
+
+class _LocalMatvec:
+    """``V ↦ H V`` (``(P, k)`` or ``(P,)``) on this rank's data alone: no traffic."""
+
+    bytes_reduced = 0
+
+    def __init__(self, f, theta: torch.Tensor, *, chunk_size: int | None):
+        self.f, self.theta, self.chunk_size = f, theta, chunk_size
+
+    def __call__(self, V: torch.Tensor) -> torch.Tensor:
+        """The HVP in the parameters' dtype, returned in ``V``'s."""
+        return chunked_hvp(self.f, self.theta, V.to(self.theta.dtype), self.chunk_size).to(V.dtype)
 
 
 def _bar(total: int, progress: bool):
@@ -144,6 +159,20 @@ def _rademacher_rows(gen: torch.Generator, k: int, dim: int, rows: range, dtype,
     """The rows ``rows`` of the ``(k, dim)`` normalised Rademacher draw of hesslib.lanczos."""
     u = torch.randint(0, 2, (k, dim), generator=gen)[rows.start : rows.stop]  # (k_r, dim)
     return ((u.to(dtype) * 2 - 1) / math.sqrt(dim)).T.to(device)  # (dim, k_r)
+
+
+def _probe_share(num_probes: int, seed: int, slices, P: int, *, dtype, device):
+    """This rank's columns of the probes that :func:`hesslib.lanczos` (``slices=None``: one
+    ``(P, k_r)`` block) or :func:`hesslib.block_lanczos_all` (one ``(B, k_r)`` per block of
+    size ``B``) draw from ``seed``: every rank draws them all, in the same order.
+    """
+    mine = shard_range(num_probes, what="probes")
+    gen = torch.Generator().manual_seed(seed)
+    if slices is None:
+        return _rademacher_rows(gen, num_probes, P, mine, dtype, device)
+    return [
+        _rademacher_rows(gen, num_probes, s.stop - s.start, mine, dtype, device) for s in slices
+    ]
 
 
 def distributed_lanczos(
@@ -197,46 +226,26 @@ def distributed_lanczos(
         "(num_steps, num_probes, seed, number of blocks)",
         (num_steps, num_probes, seed, 0 if slices is None else len(slices)),
     )
-    if mode == "data":
-        f, theta = sharded_loss(model, X, y, loss)
-    else:
-        f, theta = flat_loss(model, X, y, loss)
+    f, theta = (sharded_loss if mode == "data" else flat_loss)(model, X, y, loss)
     check_params(theta)
     P, device = theta.numel(), theta.device
-    kw = dict(num_steps=num_steps, dtype=dtype, device=device, breakdown_tol=breakdown_tol)
     bar = _bar(
         num_steps if slices is None else max(min(num_steps, s.stop - s.start) for s in slices),
         progress,
     )
-    if mode == "data":
+    if mode == "data":  # every rank runs every probe on its shard
         mv = _counted(DataParallelMatvec(f, theta, chunk_size=chunk_size), bar)
-        if slices is None:
-            res = [lanczos(mv, P, num_probes=num_probes, seed=seed, **kw)]
-        else:
-            res = block_lanczos_all(mv, slices, P, num_probes=num_probes, seed=seed, **kw)
+        draw = dict(num_probes=num_probes, seed=seed)
+    else:  # every rank runs its share of the probes on all the data
+        mv = _counted(_LocalMatvec(f, theta, chunk_size=chunk_size), bar)
+        draw = dict(probes=_probe_share(num_probes, seed, slices, P, dtype=dtype, device=device))
+    kw = dict(num_steps=num_steps, dtype=dtype, device=device, breakdown_tol=breakdown_tol, **draw)
+    res = [lanczos(mv, P, **kw)] if slices is None else block_lanczos_all(mv, slices, P, **kw)
+    if mode == "data":
         _check_identical(res)
-        stats.update(matvec_calls=mv.inner.calls, bytes_reduced=mv.inner.bytes_reduced)
     else:
-        mine = shard_range(num_probes, what="probes")
-        gen = torch.Generator().manual_seed(seed)
-        calls = [0]
-
-        def local(V: torch.Tensor) -> torch.Tensor:
-            calls[0] += 1
-            bar.update()
-            return chunked_hvp(f, theta, V.to(theta.dtype), chunk_size).to(V.dtype)
-
-        if slices is None:
-            probes = _rademacher_rows(gen, num_probes, P, mine, dtype, device)
-            res = [lanczos(local, P, probes=probes, **kw)]
-        else:
-            probes = [
-                _rademacher_rows(gen, num_probes, s.stop - s.start, mine, dtype, device)
-                for s in slices
-            ]
-            res = block_lanczos_all(local, slices, P, probes=probes, **kw)
         res = _gather_probes(res, num_probes, stats)
-        stats.update(matvec_calls=calls[0], bytes_reduced=0)
+    stats.update(matvec_calls=mv.calls, bytes_reduced=mv.inner.bytes_reduced)
     bar.close()
     stats.update(mode=mode, world_size=rank_and_world_size()[1])
     return res[0] if slices is None else res
@@ -308,39 +317,67 @@ def distributed_full_hessian(
     rank, size = rank_and_world_size()
     if not 0 <= dst < size:
         raise ValueError(f"dst must be a rank in [0, {size}), got {dst}")
-    if mode == "probe":
-        f, theta = flat_loss(model, X, y, loss)
-    else:
-        f, theta = sharded_loss(model, X, y, loss)
+    f, theta = (flat_loss if mode == "probe" else sharded_loss)(model, X, y, loss)
     P, es = theta.numel(), theta.element_size()
     check_params(theta)
     cols = shard_range(P, what="Hessian columns") if mode == "probe" else range(P)
     if chunk_size is None:
         chunk_size = max(1, min(P, (256 * 2**20) // (P * es)))
     check_positive_int("chunk_size", chunk_size)
-    need = P * P * es if rank == dst else (len(cols) if mode == "probe" else chunk_size) * P * es
+    share = P if rank == dst else (len(cols) if mode == "probe" else chunk_size)
+    _check_share(share * P * es, P=P, device=theta.device, max_bytes=max_bytes)
+    if mode == "data":
+        return _hessian_by_data(f, theta, dst=dst, chunk_size=chunk_size)
+    return _hessian_by_probe(f, theta, cols, dst=dst, chunk_size=chunk_size)
+
+
+def _check_share(need: int, *, P: int, device: torch.device, max_bytes: int | None) -> None:
+    """Every rank checks that its ``need`` bytes fit; a refusal on one rank is raised on all.
+
+    Raises:
+        MemoryError: this rank's share does not fit.
+        DistributedError: another rank's share does not fit.
+    """
+    what = f"rank {rank_and_world_size()[0]}'s share of the {P}x{P} Hessian"
     error = None
     try:
-        check_memory(
-            need,
-            what=f"rank {rank}'s share of the {P}x{P} Hessian",
-            device=theta.device,
-            max_bytes=max_bytes,
-        )
+        check_memory(need, what=what, device=device, max_bytes=max_bytes)
     except MemoryError as exc:
         error = exc
     agree(error, "the memory check")
-    if mode == "data":
-        H = torch.empty(P, P, dtype=theta.dtype, device=theta.device) if rank == dst else None
-        for c0 in range(0, P, chunk_size):
-            c1 = min(P, c0 + chunk_size)
-            HE = hvp(f, theta, _unit_columns(P, c0, c1, theta)).contiguous()  # (P, k)
-            if size > 1:
-                guard(f"the reduce of Hessian columns {c0}:{c1}", dist.reduce, HE, dst)
-            if rank == dst:
-                H[:, c0:c1] = HE
-        return H
-    # probe mode: rows of Hᵀ (= columns of H) are contiguous, so they travel without copies
+
+
+def _hessian_by_data(f, theta: torch.Tensor, *, dst: int, chunk_size: int) -> torch.Tensor | None:
+    """Data mode of :func:`distributed_full_hessian`: each ``chunk_size`` columns of ``H`` on
+    this rank's shard loss ``f`` at ``theta`` ``(P,)``, summed onto ``dst`` (``reduce``).
+
+    Returns:
+        ``H`` ``(P, P)`` on ``dst``, ``None`` elsewhere.
+    """
+    rank, size = rank_and_world_size()
+    P = theta.numel()
+    H = torch.empty(P, P, dtype=theta.dtype, device=theta.device) if rank == dst else None
+    for c0 in range(0, P, chunk_size):
+        c1 = min(P, c0 + chunk_size)
+        HE = hvp(f, theta, _unit_columns(P, c0, c1, theta)).contiguous()  # (P, k)
+        if size > 1:
+            guard(f"the reduce of Hessian columns {c0}:{c1}", dist.reduce, HE, dst)
+        if rank == dst:
+            H[:, c0:c1] = HE
+    return H
+
+
+def _hessian_by_probe(f, theta, cols: range, *, dst: int, chunk_size: int) -> torch.Tensor | None:
+    """Probe mode of :func:`distributed_full_hessian`: this rank's columns ``cols`` of ``H``
+    from the full-data loss ``f`` at ``theta`` ``(P,)``, ``chunk_size`` at a time, sent to
+    ``dst``. Rows of ``Hᵀ`` (= columns of ``H``) are contiguous: they travel without copies.
+
+    Returns:
+        ``H`` ``(P, P)`` on ``dst`` (a transposed view of the row-major buffer), ``None``
+        elsewhere.
+    """
+    rank, size = rank_and_world_size()
+    P = theta.numel()
     HT = torch.empty(P if rank == dst else len(cols), P, dtype=theta.dtype, device=theta.device)
     off = cols.start if rank == dst else 0
     for c0 in range(cols.start, cols.stop, chunk_size):

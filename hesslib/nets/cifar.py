@@ -107,18 +107,8 @@ def file_md5(path: str | os.PathLike, *, chunk: int = 2**20) -> str:
 
 
 def _env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to 1, true, yes or on."""
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _candidates(root: str | os.PathLike | None) -> list[Path]:
-    """Directories or archive files to try, in order of precedence."""
-    out = []
-    if root is not None:
-        out.append(Path(root).expanduser())
-    if os.environ.get(CIFAR100_ENV):
-        out.append(Path(os.environ[CIFAR100_ENV]).expanduser())
-    out.append(cifar100_cache_dir())
-    return out
 
 
 def find_cifar100(root: str | os.PathLike | None = None) -> Path | None:
@@ -128,7 +118,9 @@ def find_cifar100(root: str | os.PathLike | None = None) -> Path | None:
         The path of ``cifar-100-python.tar.gz`` (or of an archive file given directly), or of
         an extracted ``cifar-100-python/`` folder holding ``train``, ``test`` and ``meta``.
     """
-    for cand in _candidates(root):
+    env = os.environ.get(CIFAR100_ENV) or None
+    given = [Path(p).expanduser() for p in (root, env) if p is not None]
+    for cand in [*given, cifar100_cache_dir()]:  # in order of precedence
         if cand.is_file():
             return cand
         if cand.is_dir():
@@ -296,11 +288,11 @@ def _normalise(data: np.ndarray, image_size: int, dtype: torch.dtype, device) ->
     return X.to(device=device, dtype=dtype)
 
 
-def _check_image_size(image_size: int) -> int:
+def _check_image_size(image_size: int) -> None:
+    """Raise unless ``image_size`` is a positive divisor of 32."""
     check_positive_int("image_size", image_size)
     if IMAGE_SHAPE[1] % image_size:
         raise ValueError(f"image_size must divide 32 (1, 2, 4, 8, 16, 32), got {image_size}")
-    return image_size
 
 
 def cifar100(
@@ -337,10 +329,9 @@ def cifar100(
         dtype: floating dtype of ``X``.
 
     Returns:
-        A :class:`CifarData` with ``X`` of shape ``(n, 3 s²)``, ``s = image_size`` — ``(n, 3072)``
-        by default — in the archive's channel-major layout (all red values of a row, then green,
-        then blue), fine labels ``y`` and
-        ``num_classes = 100``. Check ``is_standin`` / ``note`` before calling it CIFAR-100.
+        A :class:`CifarData`: ``X`` ``(n, 3 s²)``, ``s = image_size`` (default ``(n, 3072)``),
+        channel-major as in the archive (a row's red values, then green, then blue), labels ``y``
+        ``(n,)``, ``num_classes = 100``. Check ``is_standin``/``note`` before calling it CIFAR-100.
 
     Raises:
         FileNotFoundError: no data and ``fallback=False``.
@@ -351,30 +342,15 @@ def cifar100(
     _check_image_size(image_size)
     device = torch.device(device) if device is not None else default_device()
     download = _env_flag(DOWNLOAD_ENV) if download is None else bool(download)
-    source = find_cifar100(root)
-    reason = ""
-    if source is None and download:
-        try:
-            source = download_cifar100(timeout=timeout, md5=md5)
-        except (OSError, urllib.error.URLError) as err:  # no network, DNS, timeout, HTTP error
-            detail = getattr(err, "reason", None) or err  # URLError wraps the socket error
-            reason = f"the download from {CIFAR100_URL} failed ({type(err).__name__}: {detail})"
-    elif source is None:
-        reason = (
-            f"no archive was found (at the root argument, the {CIFAR100_ENV} environment "
-            "variable or the user cache, hesslib.cifar100_cache_dir()) and downloading was "
-            f"not enabled (download=True or {DOWNLOAD_ENV}=1)"
-        )
+    source, reason = _locate(root, download=download, md5=md5, timeout=timeout)
     if source is None:
         if not fallback:
             raise FileNotFoundError(f"CIFAR-100 is not available: {reason}")
         return _standin(n, seed, image_size, reason, device, dtype)
-
     data, labels, names = read_cifar100(source, split=split, md5=md5)
     if n > data.shape[0]:
         raise ValueError(f"n must be <= {data.shape[0]} (the {split} split), got {n}")
-    gen = make_generator(seed)
-    idx = torch.randperm(data.shape[0], generator=gen)[:n].sort().values.numpy()
+    idx = torch.randperm(data.shape[0], generator=make_generator(seed))[:n].sort().values.numpy()
     X = _normalise(data[idx], image_size, dtype, device)
     y = torch.from_numpy(labels[idx]).to(device)
     checked = "checksum verified" if source.is_file() and md5 is not None else "not checksummed"
@@ -383,16 +359,31 @@ def cifar100(
         f"CIFAR-100 {split} split ({source.name}, {checked}): {n} images drawn with "
         f"seed {seed}, pixels mapped to [-1, 1] on each channel{pooled}."
     )
-    return CifarData(
-        X,
-        y,
-        NUM_CLASSES,
-        name=f"CIFAR-100 ({split}, N={n}, d={X.shape[1]})",
-        is_standin=False,
-        note=note,
-        indices=tuple(int(i) for i in idx),
-        class_names=names,
-    )
+    name = f"CIFAR-100 ({split}, N={n}, d={X.shape[1]})"
+    indices = tuple(int(i) for i in idx)
+    return CifarData(X, y, NUM_CLASSES, name=name, note=note, indices=indices, class_names=names)
+
+
+def _locate(root, *, download: bool, md5: str | None, timeout: float) -> tuple[Path | None, str]:
+    """The archive or folder :func:`cifar100` reads, found or downloaded, else ``(None, why)``.
+
+    Raises:
+        ChecksumError: the downloaded archive is not the published one.
+    """
+    source = find_cifar100(root)
+    if source is not None:
+        return source, ""
+    if not download:
+        return None, (
+            f"no archive was found (at the root argument, the {CIFAR100_ENV} environment "
+            "variable or the user cache, hesslib.cifar100_cache_dir()) and downloading was "
+            f"not enabled (download=True or {DOWNLOAD_ENV}=1)"
+        )
+    try:
+        return download_cifar100(timeout=timeout, md5=md5), ""
+    except (OSError, urllib.error.URLError) as err:  # no network, DNS, timeout, HTTP error
+        detail = getattr(err, "reason", None) or err  # URLError wraps the socket error
+        return None, f"the download from {CIFAR100_URL} failed ({type(err).__name__}: {detail})"
 
 
 def _standin(n: int, seed: int, image_size: int, reason: str, device, dtype) -> CifarData:
@@ -405,13 +396,5 @@ def _standin(n: int, seed: int, image_size: int, reason: str, device, dtype) -> 
         f"CIFAR-100 was not available, so this run uses a Gaussian stand-in of the same "
         f"shape ({n} × {d} inputs from N(0, 1), labels uniform on 100 classes): {reason}."
     )
-    return CifarData(
-        X,
-        y,
-        NUM_CLASSES,
-        name=f"Gaussian stand-in for CIFAR-100 (N={n}, d={d})",
-        is_standin=True,
-        note=note,
-        indices=None,
-        class_names=(),
-    )
+    name = f"Gaussian stand-in for CIFAR-100 (N={n}, d={d})"
+    return CifarData(X, y, NUM_CLASSES, name=name, is_standin=True, note=note)

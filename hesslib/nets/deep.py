@@ -13,6 +13,8 @@ weight matrix.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -172,29 +174,86 @@ def deep_hessian(
     Returns:
         ``H`` ``(P, P)`` in the parameter order of ``net`` (rows of ``W1``, then ``W2`` …).
     """
+    Ws = _checked_weights(net, X, y, loss=loss, part=part, max_bytes=max_bytes)
+    terms = _hessian_terms(Ws, X, y, loss=loss)
+    return _assemble(terms, Ws, gn=part != "residual", res=part != "gauss_newton")
+
+
+def _checked_weights(
+    net: DeepNet,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str,
+    part: str,
+    max_bytes: int | None,
+) -> list[torch.Tensor]:
+    """Validate the arguments of :func:`deep_hessian` (see there) and its memory need.
+
+    Returns:
+        The detached weights ``W_l`` ``(n_l, n_{l-1})`` of ``net``, in forward order.
+
+    Raises:
+        TypeError: ``net`` is not a :class:`DeepNet`.
+        ValueError: bad inputs, labels, loss or ``part``.
+        MemoryError: the ``(P, P)`` result would not fit in ``max_bytes``.
+    """
     if not isinstance(net, DeepNet):
         raise TypeError(f"net must be a DeepNet, got {type(net).__name__}")
     check_matrix("X", X)
     check_loss(loss)
     Ws = [W.detach() for W in net.weights]
-    C, L, N = net.num_classes, net.depth, X.shape[0]
-    check_labels(y, N, C)
+    check_labels(y, X.shape[0], net.num_classes)
     if part not in ("full", "gauss_newton", "residual"):
         raise ValueError(f"part must be 'full', 'gauss_newton' or 'residual', got {part!r}")
-    gn, res = part != "residual", part != "gauss_newton"
     if X.shape[1] != Ws[0].shape[1] or X.dtype != Ws[0].dtype:
         raise ValueError(
             f"X must be (N, {Ws[0].shape[1]}) of dtype {Ws[0].dtype}, "
             f"got {tuple(X.shape)} {X.dtype}"
         )
-    sizes = [W.numel() for W in Ws]
-    P = sum(sizes)
+    P = sum(W.numel() for W in Ws)
     check_memory(
         P * P * X.element_size(),
         what=f"a dense {P}x{P} Hessian",
         device=X.device,
         max_bytes=max_bytes,
     )
+    return Ws
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """The per-sample factors of the block formulas of :func:`deep_hessian`.
+
+    Attributes:
+        hs: the input of each layer, ``hs[l]`` ``(N, n_l)`` (``hs[0] = X``).
+        M: ``(N, U, U)`` Gauss–Newton kernel ``Bᵀ S B`` over all ``U`` units (outputs of
+            every layer, layer by layer).
+        delta: ``(N, U)`` backprop deltas ``Bᵀ g``.
+        T: ``T[(k, l)] = ∂h_k/∂z_l`` ``(N, n_k, n_{l+1})`` for ``k > l``.
+        unit_off: offset of each layer's units in ``U`` (``L + 1`` entries).
+    """
+
+    hs: list[torch.Tensor]
+    M: torch.Tensor
+    delta: torch.Tensor
+    T: dict[tuple[int, int], torch.Tensor]
+    unit_off: list[int]
+
+
+def _hessian_terms(Ws: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, *, loss: str):
+    """Forward pass, output curvature and layer Jacobians of the net ``Ws`` at ``X``.
+
+    Args:
+        Ws: weights ``(n_l, n_{l-1})`` in forward order.
+        X: inputs ``(N, d)``.
+        y: labels ``(N,)``.
+        loss: ``"ce"`` or ``"mse"``.
+
+    Returns:
+        The :class:`_Terms` of the block formulas.
+    """
+    L, N, C = len(Ws), X.shape[0], Ws[-1].shape[0]
     hs, Ds = [X], []  # inputs of each layer (N, n_l); ReLU masks of hidden layers
     for W in Ws[:-1]:
         Z = hs[-1] @ W.T  # (N, n_{l+1})
@@ -217,35 +276,72 @@ def deep_hessian(
     unit_off = [0]
     for W in Ws:
         unit_off.append(unit_off[-1] + W.shape[0])
-    T = {}  # T[(k, l)] = ∂h_k/∂z_l, (N, n_k, n_{l+1}) for k > l
-    for layer in range(L - 1):
+    return _Terms(hs, M, delta, _relu_jacobians(Ws, Ds), unit_off)
+
+
+def _relu_jacobians(
+    Ws: list[torch.Tensor], Ds: list[torch.Tensor]
+) -> dict[tuple[int, int], torch.Tensor]:
+    """``T[(k, l)] = ∂h_k/∂z_l`` ``(N, n_k, n_{l+1})`` for ``k > l``, from the ReLU masks.
+
+    Args:
+        Ws: weights ``(n_l, n_{l-1})`` in forward order.
+        Ds: ReLU masks ``(N, n_l)`` of the hidden layers (0/1 in the inputs' dtype).
+    """
+    T = {}
+    for layer in range(len(Ws) - 1):
         T[(layer + 1, layer)] = torch.diag_embed(Ds[layer])
-        for k in range(layer + 2, L):
+        for k in range(layer + 2, len(Ws)):
             T[(k, layer)] = Ds[k - 1][:, :, None] * (Ws[k - 1] @ T[(k - 1, layer)])
+    return T
+
+
+def _assemble(terms: _Terms, Ws: list[torch.Tensor], *, gn: bool, res: bool) -> torch.Tensor:
+    """The ``(P, P)`` Hessian: upper block rows one neuron at a time, then their mirror.
+
+    Args:
+        terms: the factors of the block formulas.
+        Ws: weights ``(n_l, n_{l-1})`` in forward order.
+        gn: include the Gauss–Newton term.
+        res: include the residual term (between different layers).
+    """
+    L, X = len(Ws), terms.hs[0]
     off = [0]
-    for sz in sizes:
-        off.append(off[-1] + sz)
+    for W in Ws:
+        off.append(off[-1] + W.numel())
+    P = off[-1]
     H = (torch.zeros if not gn else torch.empty)(P, P, dtype=X.dtype, device=X.device)
     for layer in range(L if gn else L - 1):
         n_in = Ws[layer].shape[1]
         first = layer if gn else layer + 1  # the residual part has no layer-diagonal blocks
         for i in range(Ws[layer].shape[0]):
-            unit = unit_off[layer] + i
-            parts = []
-            for k in range(first, L):
-                units_k = slice(unit_off[k], unit_off[k + 1])
-                if gn:
-                    rhs = M[:, unit, units_k][:, :, None] * hs[k][:, None, :]  # (N, n_{k+1}, n_k)
-                    if res and k > layer:
-                        rhs += delta[:, units_k][:, :, None] * T[(k, layer)][:, None, :, i]
-                else:
-                    rhs = delta[:, units_k][:, :, None] * T[(k, layer)][:, None, :, i]
-                parts.append(rhs.reshape(N, -1))
             rows = slice(off[layer] + i * n_in, off[layer] + (i + 1) * n_in)
-            H[rows, off[first] :] = hs[layer].T @ torch.cat(parts, dim=1) / N
+            H[rows, off[first] :] = _neuron_rows(terms, layer, i, first=first, gn=gn, res=res)
     for layer in range(L):  # mirror the blocks below the diagonal
         for k in range(layer + 1, L):
             H[off[k] : off[k + 1], off[layer] : off[layer + 1]] = H[
                 off[layer] : off[layer + 1], off[k] : off[k + 1]
             ].T
     return H
+
+
+def _neuron_rows(
+    terms: _Terms, layer: int, i: int, *, first: int, gn: bool, res: bool
+) -> torch.Tensor:
+    """The Hessian rows of the incoming weights of neuron ``i`` of ``layer``, from layer
+    ``first`` on: ``(n_layer, Σ_{k ≥ first} n_{k+1} n_k)``, as one ``h_lᵀ · rhs`` GEMM.
+    """
+    hs, delta = terms.hs, terms.delta
+    N, L = hs[0].shape[0], len(terms.unit_off) - 1
+    unit = terms.unit_off[layer] + i
+    parts = []
+    for k in range(first, L):
+        units_k = slice(terms.unit_off[k], terms.unit_off[k + 1])
+        if gn:
+            rhs = terms.M[:, unit, units_k][:, :, None] * hs[k][:, None, :]  # (N, n_{k+1}, n_k)
+            if res and k > layer:
+                rhs += delta[:, units_k][:, :, None] * terms.T[(k, layer)][:, None, :, i]
+        else:
+            rhs = delta[:, units_k][:, :, None] * terms.T[(k, layer)][:, None, :, i]
+        parts.append(rhs.reshape(N, -1))
+    return hs[layer].T @ torch.cat(parts, dim=1) / N

@@ -18,15 +18,16 @@ Adam follows ``torch.optim.Adam`` exactly (bias-corrected moments,
 ``θ ← θ − lr_t/(1−β₁ᵗ) · m_t / (√(v_t/(1−β₂ᵗ)) + ε)``); the tests check the two trajectories
 agree. Training runs in ``dtype`` (float32 by default); checkpoints are float64 copies of the
 model, on which the exact Hessian is then computed. How much faster this is than the textbook
-loop is measured by :mod:`hesslib.adam_speed`.
+loop is measured by :mod:`hesslib.train.speed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ from torch import nn
 
 from ..core.checks import check_labels, check_loss, check_matrix, check_positive_int
 from ..core.losses import loss_fn
-from .mlp_grad import MLPGrad, autograd_grad, mlp_names
+from .mlp_grad import flat_gradient, gradient_path
 
 __all__ = [
     "SCHEDULES",
@@ -148,17 +149,6 @@ def checkpoint_steps(
     return sorted(out)
 
 
-# ---------------------------------------------------------------------------------------------
-# Hand-written forward/backward of a bias-free ReLU MLP, f(x) = W_L relu(… relu(W_1 x)).
-
-
-def _float64_copy(model: nn.Module, theta: torch.Tensor) -> nn.Module:
-    out = copy.deepcopy(model).to(torch.float64)
-    with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(theta.to(torch.float64), out.parameters())
-    return out
-
-
 def train_adam(
     model: nn.Module,
     X: torch.Tensor,
@@ -217,13 +207,61 @@ def train_adam(
         A :class:`TrainResult`.
 
     Raises:
-        ValueError: bad steps, learning rate, schedule, checkpoint steps or method.
+        ValueError: bad steps, learning rate, schedule, checkpoint steps, method or threads.
+        TypeError: ``steps`` or ``threads`` is not an integer.
+        FloatingPointError: the loss became non-finite.
+    """
+    ck_steps, names = _check_run(
+        model, X, y, steps=steps, loss=loss, checkpoints=checkpoints, betas=betas, method=method
+    )
+    lrs = lr_schedule(lr, steps, schedule=schedule, warmup=warmup, min_lr=min_lr)
+    grad_fn, theta = flat_gradient(model, X, y, loss=loss, dtype=dtype, names=names)
+    adam = _AdamRun(lrs=lrs.tolist(), betas=betas, eps=eps, checkpoints=ck_steps)
+    take = _Checkpointer(model, X, y, loss=loss, callback=callback)
+    losses = torch.empty(steps + 1, dtype=dtype, device=X.device)
+    log_every = log_every or max(1, steps // 100)
+    from tqdm.auto import tqdm
+
+    with (
+        _cpu_threads(threads, X=X, numel=theta.numel()),
+        tqdm(total=steps, desc=desc or "Adam", disable=not progress, mininterval=0.5) as bar,
+        torch.no_grad(),
+    ):
+        seconds, first = _adam_loop(
+            grad_fn, theta, losses, adam, take=take, bar=bar, log_every=log_every
+        )
+    losses64 = losses.to(torch.float64).cpu()
+    if not bool(torch.isfinite(losses64).all()):
+        raise FloatingPointError("training diverged (non-finite loss); lower lr")
+    rate = (steps - 1) / max(seconds - first, 1e-12) if steps > 1 else 1 / max(seconds, 1e-12)
+    used = "autograd" if names is None else "mlp"
+    return TrainResult(losses64, lrs, tuple(take.taken), seconds, rate, used)
+
+
+def _check_run(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    loss: str,
+    checkpoints: Sequence[int],
+    betas: tuple[float, float],
+    method: str,
+) -> tuple[list[int], list[str] | None]:
+    """Validate the arguments of :func:`train_adam` (see there).
+
+    Returns:
+        ``(ck_steps, names)``: the checkpoint steps, sorted and distinct, and the
+        :func:`~hesslib.train.mlp_grad.gradient_path` (``None``: autograd).
+
+    Raises:
+        ValueError: a bad argument, or ``method="mlp"`` for a model without the fast path.
     """
     check_positive_int("steps", steps)
     check_loss(loss)
     check_matrix("X", X)
-    params = list(model.parameters())
-    if not params:
+    if not list(model.parameters()):
         raise ValueError("model has no parameters to train")
     C = getattr(model, "num_classes", None)
     check_labels(y, X.shape[0], C if isinstance(C, int) else int(y.max()) + 1)
@@ -232,125 +270,130 @@ def train_adam(
         raise ValueError(f"checkpoints must lie in [0, {steps}], got {list(checkpoints)}")
     if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
         raise ValueError(f"betas must lie in [0, 1), got {betas}")
-    if method not in ("auto", "mlp", "autograd"):
-        raise ValueError(f"method must be 'auto', 'mlp' or 'autograd', got {method!r}")
-    names = mlp_names(model)
-    if method == "mlp" and names is None:
-        raise ValueError(
-            f"method='mlp' needs a LinearNet, OneHiddenNet or DeepNet, got {type(model).__name__}"
-        )
-    use_mlp = names is not None and method != "autograd"
-    lrs = lr_schedule(lr, steps, schedule=schedule, warmup=warmup, min_lr=min_lr)
+    return ck_steps, gradient_path(model, method=method)
 
-    device = X.device
-    Xt = X.to(dtype)
-    work = copy.deepcopy(model).to(device=device, dtype=dtype)
-    if use_mlp:
-        pdict = dict(work.named_parameters())
-        theta = torch.cat([pdict[n].detach().reshape(-1) for n in names])
-        order = [n for n, _ in model.named_parameters()]
-        if order != names:  # MLPGrad needs forward order = named_parameters order
-            raise ValueError(f"parameter order {order} differs from the forward order {names}")
-        grad_fn = MLPGrad([pdict[n].shape for n in names], Xt, y, loss)
-    else:
-        theta = torch.nn.utils.parameters_to_vector(work.parameters()).detach()
-        grad_fn = autograd_grad(work, Xt, y, loss)
-    theta = theta.clone()
-    g = torch.zeros_like(theta)
-    m1 = torch.zeros_like(theta)
-    m2 = torch.zeros_like(theta)
-    losses = torch.empty(steps + 1, dtype=dtype, device=device)
-    b1, b2 = betas
-    lr_list = lrs.tolist()
-    log_every = log_every or max(1, steps // 100)
 
-    from tqdm.auto import tqdm
+@contextlib.contextmanager
+def _cpu_threads(threads: int | None, *, X: torch.Tensor, numel: int) -> Iterator[None]:
+    """Run the block on ``threads`` CPU threads (``None``: 1 for a small problem on a CPU,
+    ``N · numel < 2²⁵``, else unchanged), then restore the previous setting.
 
-    taken: list[Checkpoint] = []
-
-    def take(step: int, value: float | None = None) -> None:
-        m64 = _float64_copy(model, theta)
-        f64 = float(loss_fn(loss)(m64(X.to(torch.float64)), y)) if value is None else value
-        record = callback(step, m64) if callback is not None else None
-        taken.append(Checkpoint(step, f64, m64, record))
-
+    Raises:
+        ValueError: ``threads`` is not a positive integer.
+    """
     prev_threads = torch.get_num_threads()
     if threads is None:
-        small = X.shape[0] * theta.numel() < 2**25
-        threads = 1 if device.type == "cpu" and small else prev_threads
+        small = X.shape[0] * numel < 2**25
+        threads = 1 if X.device.type == "cpu" and small else prev_threads
     check_positive_int("threads", threads)
-    bar = tqdm(total=steps, desc=desc or "Adam", disable=not progress, mininterval=0.5)
     torch.set_num_threads(threads)
     try:
-        with torch.no_grad():
-            seconds, first = _adam_loop(
-                grad_fn,
-                theta,
-                (g, m1, m2),
-                losses,
-                lr_list,
-                (b1, b2),
-                eps,
-                ck_steps,
-                take,
-                bar,
-                log_every,
-                device,
-            )
+        yield
     finally:
         torch.set_num_threads(prev_threads)
-        bar.close()
-    losses64 = losses.to(torch.float64).cpu()
-    if not bool(torch.isfinite(losses64).all()):
-        raise FloatingPointError("training diverged (non-finite loss); lower lr")
-    return TrainResult(
-        losses64,
-        lrs,
-        tuple(taken),
-        seconds,
-        (steps - 1) / max(seconds - first, 1e-12) if steps > 1 else 1 / max(seconds, 1e-12),
-        "mlp" if use_mlp else "autograd",
-    )
+
+
+class _Checkpointer:
+    """``take(step, theta)``: appends the float64 :class:`Checkpoint` at ``theta`` to ``taken``."""
+
+    def __init__(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, loss, callback):
+        self.model, self.X, self.y, self.loss, self.callback = model, X, y, loss, callback
+        self.taken: list[Checkpoint] = []
+
+    def __call__(self, step: int, theta: torch.Tensor) -> None:
+        """Copy the model at the flat parameters ``theta`` ``(P,)``, reached after ``step``."""
+        m64 = copy.deepcopy(self.model).to(torch.float64)
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(theta.to(torch.float64), m64.parameters())
+        f64 = float(loss_fn(self.loss)(m64(self.X.to(torch.float64)), self.y))
+        record = self.callback(step, m64) if self.callback is not None else None
+        self.taken.append(Checkpoint(step, f64, m64, record))
+
+
+@dataclass(frozen=True)
+class _AdamRun:
+    """Adam's settings for one run.
+
+    Attributes:
+        lrs: learning rate of each update (``steps`` floats).
+        betas: ``(β₁, β₂)``.
+        eps: ε.
+        checkpoints: sorted distinct steps in ``[0, steps]`` at which to take a checkpoint.
+    """
+
+    lrs: list[float]
+    betas: tuple[float, float]
+    eps: float
+    checkpoints: list[int]
+
+    def update(self, theta, g, m1, m2, *, t: int) -> None:
+        """Update ``t + 1`` of ``theta`` in place, as ``torch.optim.Adam`` (foreach=False) does it.
+
+        Args:
+            theta, g, m1, m2: ``(P,)`` parameters, their gradient, Adam's two moments.
+            t: number of updates done before this one.
+        """
+        b1, b2 = self.betas
+        k = t + 1
+        m1.lerp_(g, 1 - b1)
+        m2.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (m2.sqrt() / math.sqrt(1 - b2**k)).add_(self.eps)
+        theta.addcdiv_(m1, denom, value=-self.lrs[t] / (1 - b1**k))
 
 
 def _adam_loop(
-    grad_fn, theta, buffers, losses, lr_list, betas, eps, ck_steps, take, bar, log_every, device
+    grad_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    theta: torch.Tensor,
+    losses: torch.Tensor,
+    adam: _AdamRun,
+    *,
+    take: Callable[[int, torch.Tensor], None],
+    bar,
+    log_every: int,
 ) -> tuple[float, float]:
-    """The update loop of :func:`train_adam`; returns ``(seconds, seconds of the first step)``."""
-    g, m1, m2 = buffers
-    b1, b2 = betas
-    steps = len(lr_list)
+    """The timed update loop of :func:`train_adam` (checkpoints are not timed).
+
+    Args:
+        grad_fn: ``grad_fn(theta, grad)`` writes ∇ℓ(θ) ``(P,)`` into ``grad``, returns ℓ(θ).
+        theta: ``(P,)`` parameters, updated in place.
+        losses: ``(steps + 1,)`` buffer; ``losses[t]`` receives the loss after ``t`` updates.
+        adam: learning rates, Adam's constants and the checkpoint steps.
+        take: ``take(step, theta)`` at every checkpoint step.
+        bar: a ``tqdm`` bar, advanced every ``log_every`` steps (each time a host sync).
+        log_every: steps between bar refreshes.
+
+    Returns:
+        ``(seconds, seconds of the first step)``.
+    """
+    g, m1, m2 = (torch.zeros_like(theta) for _ in range(3))  # gradient, Adam's moments
+    steps = len(adam.lrs)
     seconds, first = 0.0, 0.0
-
-    def sync() -> None:  # honest timings on an accelerator
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    ck_iter = iter(ck_steps)
+    ck_iter = iter(adam.checkpoints)
     next_ck = next(ck_iter, None)
     t0 = time.perf_counter()
     for t in range(steps + 1):
         if t == next_ck:
-            sync()
+            _sync(theta.device)
             seconds += time.perf_counter() - t0
-            take(t)
+            take(t, theta)
             next_ck = next(ck_iter, None)
             t0 = time.perf_counter()
         losses[t] = grad_fn(theta, g)
         if t == steps:
             break
-        # Adam, as torch.optim.Adam (foreach=False) computes it
-        k = t + 1
-        m1.lerp_(g, 1 - b1)
-        m2.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (m2.sqrt() / math.sqrt(1 - b2**k)).add_(eps)
-        theta.addcdiv_(m1, denom, value=-lr_list[t] / (1 - b1**k))
+        adam.update(theta, g, m1, m2, t=t)
         if t == 0:  # the first step pays one-time costs (thread pools, kernels): not timed
-            sync()
+            _sync(theta.device)
             first = seconds + time.perf_counter() - t0
-        if k % log_every == 0 or k == steps:
-            bar.update(k - bar.n)
+        if (t + 1) % log_every == 0 or t + 1 == steps:
+            bar.update(t + 1 - bar.n)
             bar.set_postfix(loss=f"{float(losses[t]):.4f}", refresh=False)
-    sync()
+    _sync(theta.device)
     seconds += time.perf_counter() - t0
     return seconds, first
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for ``device`` to finish (honest timings on an accelerator)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

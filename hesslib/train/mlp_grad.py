@@ -8,6 +8,9 @@ to the package: the public entry point is :func:`hesslib.train_adam`.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value
@@ -18,9 +21,14 @@ from ..nets.deep import DeepNet
 
 __all__ = [
     "autograd_grad",
+    "flat_gradient",
+    "gradient_path",
+    "METHODS",
     "mlp_names",
     "MLPGrad",
 ]
+
+METHODS = ("auto", "mlp", "autograd")
 
 
 def mlp_names(model: nn.Module) -> list[str] | None:
@@ -32,6 +40,72 @@ def mlp_names(model: nn.Module) -> list[str] | None:
     if type(model) is DeepNet:
         return list(model.weight_names)
     return None
+
+
+def gradient_path(model: nn.Module, *, method: str) -> list[str] | None:
+    """Which gradient :func:`hesslib.train_adam` uses for ``model``.
+
+    Args:
+        model: the network.
+        method: ``"auto"`` (hand-written when possible), ``"mlp"`` or ``"autograd"``.
+
+    Returns:
+        The weight names in forward order for the hand-written path (:class:`MLPGrad`),
+        ``None`` for the autograd path (:func:`autograd_grad`).
+
+    Raises:
+        ValueError: an unknown ``method``, or ``"mlp"`` for a model that is not one of the
+            book's ReLU MLPs.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be 'auto', 'mlp' or 'autograd', got {method!r}")
+    names = mlp_names(model)
+    if method == "mlp" and names is None:
+        raise ValueError(
+            f"method='mlp' needs a LinearNet, OneHiddenNet or DeepNet, got {type(model).__name__}"
+        )
+    return names if method != "autograd" else None
+
+
+def flat_gradient(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str,
+    dtype: torch.dtype,
+    names: list[str] | None,
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """The loss-and-gradient closure of ``model`` in ``dtype`` and its flat parameters.
+
+    Args:
+        model: the network (copied, never changed).
+        X: inputs ``(N, d)``; the closure runs on their device.
+        y: labels ``(N,)``.
+        loss: ``"ce"`` or ``"mse"``.
+        dtype: the closure's dtype.
+        names: from :func:`gradient_path`: weight names in forward order for
+            :class:`MLPGrad`, ``None`` for :func:`autograd_grad`.
+
+    Returns:
+        ``(grad_fn, theta)``: ``grad_fn(theta, grad)`` writes the ``(P,)`` gradient into
+        ``grad`` and returns the loss as a 0-d tensor; ``theta`` is a fresh ``(P,)`` copy of
+        the parameters on ``X``'s device.
+
+    Raises:
+        ValueError: the MLP's parameters are not registered in the forward order.
+    """
+    Xt = X.to(dtype)
+    work = copy.deepcopy(model).to(device=X.device, dtype=dtype)
+    if names is None:
+        theta = torch.nn.utils.parameters_to_vector(work.parameters()).detach()
+        return autograd_grad(work, Xt, y, loss), theta.clone()
+    pdict = dict(work.named_parameters())
+    theta = torch.cat([pdict[n].detach().reshape(-1) for n in names])
+    order = [n for n, _ in model.named_parameters()]
+    if order != names:  # MLPGrad needs forward order = named_parameters order
+        raise ValueError(f"parameter order {order} differs from the forward order {names}")
+    return MLPGrad([pdict[n].shape for n in names], Xt, y, loss), theta.clone()
 
 
 class MLPGrad:
