@@ -380,11 +380,9 @@ def deep_snapshot(
     total = float(H.norm())
     del H
     residual = float(deep_hessian(net, X, y, loss=loss, part="residual").norm())
-    L = net.depth
-    owner = torch.repeat_interleave(
-        torch.arange(L), torch.tensor([W.shape[0] for W in net.weights])
-    )
-    onehot = torch.nn.functional.one_hot(owner, L).to(norms.dtype)  # (B, L)
+    widths = torch.tensor([W.shape[0] for W in net.weights])
+    owner = torch.repeat_interleave(torch.arange(net.depth), widths)  # (B,) layer of each block
+    onehot = torch.nn.functional.one_hot(owner, net.depth).to(norms.dtype)  # (B, L)
     layer_norms = (onehot.T @ norms.cpu().pow(2) @ onehot).sqrt()  # (L, L)
     with torch.no_grad():
         value = float(loss_fn(loss)(net(X), y))

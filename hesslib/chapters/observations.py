@@ -145,7 +145,7 @@ def summarize_hessian(
 ) -> HessianSummary:
     """Pooled ``|H|``, all block norms and chosen diagonal sub-matrices, in one chunked pass.
 
-    The results equal :func:`hesslib.plot.pool_abs` and :func:`hesslib.block_norms` (up to
+    The results equal :func:`hesslib.core.pool_abs` and :func:`hesslib.block_norms` (up to
     float32 summation order when ``H`` is float32), but the extra memory is about
     ``2 × chunk_rows × P`` entries instead of several copies of ``H``.
 
@@ -216,7 +216,7 @@ def one_hidden_summary(
         keep: diagonal sub-matrices to keep (default the output layer ``H_vv``).
         max_pixels: pooled image size.
         title: description for figure titles.
-        max_bytes: memory budget for the dense Hessian (see :func:`hesslib.check_memory`).
+        max_bytes: memory budget for the dense Hessian (see :func:`hesslib.core.check_memory`).
 
     Returns:
         A :class:`HessianSummary` whose ``seconds`` is the time of the closed form.

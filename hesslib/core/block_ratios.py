@@ -259,7 +259,7 @@ def predicted_block_ratios(
     r"""Random-matrix prediction of :func:`block_ratios_at_init` from the second moment.
 
     Each block ``(1/N) Σ_n λ_n u_n u_nᵀ`` is replaced by the limit of its squared Frobenius norm
-    for λ independent of the features (generalised MP law, SPEC §4 "05"):
+    for λ independent of the features (generalised MP law, chapter 05):
 
     .. math:: \|H\|_F^2 \approx \|\Sigma_u\|_F^2\,\big(\gamma\,\mathbb E[\lambda^2]
         + (\mathbb E\lambda)^2\big),

@@ -198,7 +198,7 @@ def stats_from_norms(norms: torch.Tensor) -> BlockStats:
 
 
 def block_ratio(H: torch.Tensor, layout: BlockLayout, *, group: str | None = None) -> float:
-    """The RMS off-diagonal / diagonal block ratio of one group (SPEC §3)."""
+    """The RMS off-diagonal / diagonal block ratio of one group."""
     return block_stats(H, layout, group=group).rms_ratio
 
 

@@ -1,6 +1,6 @@
 r"""Analytic Hessians of the four cases of arXiv 2505.02809 (talk Part III), as GEMMs.
 
-Notation (SPEC §3): ``X`` is ``(N, d)``; the one-hidden-layer net is ``f(x) = V σ(W x)`` with
+Notation: ``X`` is ``(N, d)``; the one-hidden-layer net is ``f(x) = V σ(W x)`` with
 ``W`` ``(m, d)``, ``V`` ``(C, m)`` and ReLU ``σ``; ``Z = X Wᵀ``, ``D = 1[Z > 0]``,
 ``A = σ(Z)`` (all ``(N, m)``). Per sample, the loss has gradient ``g_n = ∂ℓ/∂f`` and
 curvature ``S_n = ∂²ℓ/∂f²``:
@@ -317,7 +317,8 @@ def hidden_layer_hessian(
 ) -> torch.Tensor:
     r"""Dense ``H_ww`` ``(m d, m d)`` alone: ``H_{w_kw_l} = (1/N) Σ_n c^{kl}_n x_n x_nᵀ``.
 
-    ``c^{kl}_n = (Vᵀ S_n V)_{kl} D_{nk} D_{nl}`` (:mod:`hesslib.static`). Cost ``N m² d² / 2``; the
+    ``c^{kl}_n = (Vᵀ S_n V)_{kl} D_{nk} D_{nl}`` (:mod:`hesslib.core.block_ratios`).
+    Cost ``N m² d² / 2``; the
     ``(C m)²`` output block is never formed, so ``C`` can be large.
     """
     check_matrix("X", X)

@@ -1,4 +1,4 @@
-"""Data sets of the book: Gaussian classification data (SPEC §3)."""
+"""Data sets of the book: Gaussian classification data."""
 
 from __future__ import annotations
 

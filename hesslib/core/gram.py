@@ -107,7 +107,7 @@ def second_moment(mean_sq, sq_mean, *, gamma: float):
     r"""The second moment of the generalised MP law: ``γ E[λ²] + (E λ)²``.
 
     The limit of ``(1/d) ‖H‖_F²`` for ``H = (1/N) Σ_n λ_n x_n x_nᵀ``, ``x_n ~ N(0, I_d)``
-    independent of λ, ``γ = d/N`` (talk Part III; SPEC §4 "05"). The one implementation of
+    independent of λ, ``γ = d/N`` (talk Part III; chapter 05). The one implementation of
     the formula: :func:`hesslib.rmt.second_moment_prediction`,
     :func:`hesslib.predicted_block_ratios` and :class:`OutputBlockStats` call it.
 
@@ -134,7 +134,7 @@ class OutputBlockStats:
 
     Attributes:
         num_classes: ``C``.
-        rms_ratio: ``sqrt(mean_{c≠c'} ‖H_cc'‖²) / sqrt(mean_c ‖H_cc‖²)`` (SPEC §3).
+        rms_ratio: ``sqrt(mean_{c≠c'} ‖H_cc'‖²) / sqrt(mean_c ‖H_cc‖²)``.
         diag_sq_mean: ``mean_c ‖H_cc‖_F²``.
         off_sq_mean: ``mean_{c≠c'} ‖H_cc'‖_F²``.
         diag_mass: fraction of ``‖H‖_F²`` on the diagonal blocks.

@@ -1,4 +1,4 @@
-"""The two losses of the book, with the conventions of SPEC §3."""
+"""The two losses of the book, with the conventions of the notation page."""
 
 from __future__ import annotations
 

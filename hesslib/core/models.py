@@ -1,6 +1,6 @@
 """The model families of the papers, with the theory's initialisation and named block layouts.
 
-Parameter order follows SPEC §3: rows of ``W`` (``w_1 … w_m``) then rows of ``V``
+Parameter order follows the book's notation: rows of ``W`` (``w_1 … w_m``) then rows of ``V``
 (``v_1 … v_C``), so a flattened parameter vector is ``cat([W.reshape(-1), V.reshape(-1)])``.
 """
 

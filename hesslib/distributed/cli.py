@@ -5,12 +5,12 @@ Launch with ``torchrun`` for several processes (GPUs or CPU cores, one or many n
     torchrun --standalone --nproc-per-node 2 -m hesslib.cli slq --model gpt --profile quick
 
 or with plain ``python -m hesslib.cli slq …`` for one process. Every rank builds the same model
-and data from the seed, with the settings of :data:`hesslib.zoo.SPECTRA_MODELS` (the table
+and data from the seed, with the settings of :data:`hesslib.nets.SPECTRA_MODELS` (the table
 chapter 06 reads too). The Lanczos recursion of every parameter block advances together, with
-its Hessian-vector products shared out as ``--mode`` says (see :mod:`hesslib.distributed_ops`).
+its Hessian-vector products shared out as ``--mode`` says (see :mod:`hesslib.distributed.ops`).
 Rank 0 writes the nodes and weights of every block with the settings
-(:func:`hesslib.save_block_spectra`); chapter 06 reads them back with
-:func:`hesslib.load_block_spectra` instead of recomputing.
+(:func:`hesslib.spectral.save_block_spectra`); chapter 06 reads them back with
+:func:`hesslib.spectral.load_block_spectra` instead of recomputing.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _write(args, cfg, problem, results, *, stats: dict, seconds: float, device) 
         args: the parsed command line.
         cfg: the model's settings (:func:`~hesslib.nets.spectra_settings`).
         problem: the model and data (:func:`~hesslib.nets.spectra_problem`).
-        results: one :class:`~hesslib.LanczosResult` per block of ``problem.layout``.
+        results: one :class:`~hesslib.spectral.LanczosResult` per block of ``problem.layout``.
         stats: the statistics :func:`~hesslib.distributed.distributed_lanczos` filled in.
         seconds: wall time of the recursion.
         device: this rank's device.

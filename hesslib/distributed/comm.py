@@ -256,7 +256,7 @@ def sharded_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str =
         model: the network (identical on every rank).
         X: all inputs, ``(N, …)`` (every rank passes the full data; only its rows are used).
         y: labels ``(N,)``, or ``(N·T,)`` per-position targets (e.g. next-token targets of
-            :func:`hesslib.token_windows`, grouped by sample).
+            :func:`hesslib.nets.token_windows`, grouped by sample).
         loss: ``"ce"`` or ``"mse"``.
 
     Returns:

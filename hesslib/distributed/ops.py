@@ -163,7 +163,7 @@ def _rademacher_rows(gen: torch.Generator, k: int, dim: int, rows: range, dtype,
 
 def _probe_share(num_probes: int, seed: int, slices, P: int, *, dtype, device):
     """This rank's columns of the probes that :func:`hesslib.lanczos` (``slices=None``: one
-    ``(P, k_r)`` block) or :func:`hesslib.block_lanczos_all` (one ``(B, k_r)`` per block of
+    ``(P, k_r)`` block) or :func:`hesslib.spectral.block_lanczos_all` (one ``(B, k_r)`` per block of
     size ``B``) draw from ``seed``: every rank draws them all, in the same order.
     """
     mine = shard_range(num_probes, what="probes")
@@ -199,7 +199,7 @@ def distributed_lanczos(
         mode: ``"data"`` (samples split, one ``all_reduce`` per step) or ``"probe"`` (probes
             split, one gather at the end).
         layout: a :class:`~hesslib.BlockLayout` (or slices / ``(start, stop)`` pairs) for the
-            blockwise recursion of :func:`hesslib.block_lanczos_all`; ``None`` for ``H``.
+            blockwise recursion of :func:`hesslib.spectral.block_lanczos_all`; ``None`` for ``H``.
         num_steps, num_probes, dtype, breakdown_tol: as :func:`hesslib.lanczos`.
         seed: probe seed (required: every rank must draw the same probes).
         chunk_size: columns per vectorised HVP (default all; bounds memory at large ``k·B``).
@@ -208,7 +208,7 @@ def distributed_lanczos(
             ``bytes_gathered``, ``mode`` and ``world_size``.
 
     Returns:
-        One :class:`~hesslib.LanczosResult` (``layout=None``) or one per block, with all
+        One :class:`~hesslib.spectral.LanczosResult` (``layout=None``) or one per block, with all
         ``num_probes`` probes, identical on every rank.
 
     Raises:

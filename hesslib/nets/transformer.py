@@ -349,7 +349,7 @@ def adam_mini_blocks(model: GPT) -> torch.Tensor:
     output neuron; token/position embeddings and LM head by token/position.
 
     Returns:
-        Long tensor ``(P,)`` with ids ``0 … B−1`` (see :func:`hesslib.adam_flat`).
+        Long tensor ``(P,)`` with ids ``0 … B−1`` (see :func:`hesslib.train.adam_flat`).
     """
     ids, offset = [], 0
     for name, p in model.named_parameters():

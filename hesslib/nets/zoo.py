@@ -173,8 +173,8 @@ def spectra_problem(
 def spectra_file_settings(cfg: SimpleNamespace, *, seed: int, partition: str = "module") -> dict:
     """The settings a spectra file of ``cfg``'s model must have been made with.
 
-    For the ``expect`` argument of :func:`hesslib.blockwise_spectra_from_file`: the model and
-    its sizes, the number of samples, the Lanczos steps and probes, the seed and the
+    For the ``expect`` argument of :func:`hesslib.spectral.blockwise_spectra_from_file`: the
+    model and its sizes, the number of samples, the Lanczos steps and probes, the seed and the
     partition. The profile's name and the chunk size (how many HVP columns went together) do
     not change the spectra and are left out, as are precision and number of processes.
     """

@@ -1,8 +1,8 @@
 """Drawings for chapter 02: computation graphs, link graphs and labelled Hessian patterns.
 
-The graphs come from :mod:`hesslib.graphs` (:func:`~hesslib.network_graph`,
-:func:`~hesslib.link_graph`, :func:`~hesslib.predicted_pattern`); each function draws on a
-given ``ax`` (or a new one) and returns it.
+The graphs come from :mod:`hesslib.symbolic.graphs` (:func:`~hesslib.symbolic.network_graph`,
+:func:`~hesslib.symbolic.link_graph`, :func:`~hesslib.symbolic.predicted_pattern`); each
+function draws on a given ``ax`` (or a new one) and returns it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Pictures of a training run's Hessian: ``|H|`` snapshots as panels and as an animated GIF.
 
 Chapter 03 keeps, at each checkpoint, a max-pooled ``|H|`` image in a
-:class:`~hesslib.HessianSnapshot` (computed by :func:`~hesslib.hessian_snapshot` in
-:mod:`hesslib.dynamics`). Here those images are drawn: one panel per snapshot
-(:func:`snapshot`), or all of them as frames of a GIF (:func:`snapshot_gif`) that
+:class:`~hesslib.chapters.dynamic_force.HessianSnapshot` (computed by
+:func:`~hesslib.chapters.dynamic_force.hessian_snapshot`). Here those images are drawn: one
+panel per snapshot (:func:`snapshot`), or all of them as frames of a GIF (:func:`snapshot_gif`) that
 :func:`gif_html` inlines in the page, so the static book shows how the block pattern of the
 Hessian changes along training (the talk's video, arXiv 2505.02809 Part II-2).
 """

@@ -1,10 +1,10 @@
 r"""Chapter 05: random matrices, and the decoupling of a Hessian block from its own data.
 
 The densities (semicircle, Marchenko–Pastur, generalised MP) are in :mod:`hesslib.rmt` and the
-random-matrix samplers in :mod:`hesslib.rmt_sampling`; this module runs the chapter's decoupling
+random-matrix samplers in :mod:`hesslib.rmt.sampling`; this module runs the chapter's decoupling
 experiments.
 
-Setting (talk Part III, SPEC §4 "05"). Rows ``x_n ~ N(0, I_d)`` of ``X`` (``N × d``), a linear
+Setting (talk Part III, chapter 05). Rows ``x_n ~ N(0, I_d)`` of ``X`` (``N × d``), a linear
 model ``f(x) = V x`` at LeCun initialisation and the cross-entropy loss. The diagonal Hessian
 block of class ``i`` is
 

@@ -1,6 +1,6 @@
 """Random-matrix laws: semicircle, Marchenko–Pastur and the generalised MP law.
 
-Conventions (SPEC §4 "05"): ``X`` is ``d × N`` with the samples ``x_n`` as columns,
+Conventions (chapter 05): ``X`` is ``d × N`` with the samples ``x_n`` as columns,
 ``γ = d / N`` and ``H = (1/N) X Λ Xᵀ = (1/N) Σ_n λ_n x_n x_nᵀ`` is ``d × d``. With the
 ``N × d`` data matrix of the rest of the book the same matrix reads ``(1/N) Xᵀ Λ X``.
 
@@ -115,7 +115,7 @@ def marchenko_pastur_density(x, *, ratio: float, sigma2: float = 1.0) -> torch.T
 def marchenko_pastur_stieltjes(z, *, ratio: float, sigma2: float = 1.0) -> torch.Tensor:
     r"""Closed-form Stieltjes transform of the MP law (atom included), ``Im z > 0``.
 
-    The root with ``Im m > 0`` of ``γ z m² + (z − σ²(1 − γ)) m + σ² = 0`` (σ² = 1: the SPEC's
+    The root with ``Im m > 0`` of ``γ z m² + (z − σ²(1 − γ)) m + σ² = 0`` (σ² = 1: the notation page's
     ``γ z m² + (z − 1 + γ) m + 1 = 0``), rescaled as ``m(z) = m_1(z/σ²)/σ²``.
     """
     z = check_complex_upper(z)
@@ -150,7 +150,7 @@ def stieltjes_empirical(eigs, z) -> torch.Tensor:
 def second_moment_prediction(lam, *, gamma: float) -> float:
     r"""Limit of ``(1/d) ‖H‖_F²`` for ``H = (1/N) X Λ Xᵀ``: ``γ E[λ²] + (E λ)²``.
 
-    It is the second moment of the generalised MP law (talk Part III; SPEC §4 "05"), used to
+    It is the second moment of the generalised MP law (talk Part III; chapter 05), used to
     predict the block Frobenius norms of chapter 04. This checks its arguments and evaluates
     the library's one implementation of the formula, :func:`hesslib.core.gram.second_moment`.
 

@@ -5,7 +5,7 @@ The densities (semicircle, Marchenko–Pastur, generalised MP) and the second-mo
 (Wigner, weighted sample covariances ``(1/N) Xᵀ Λ X``), measures the distance of a spectrum to a
 law (:func:`ks_distance`), draws it (:func:`draw_spectrum`), and checks the block second moments
 of chapter 04's four cases against the prediction (:func:`second_moment_cases`). The decoupling
-experiments that use these matrices are in :mod:`hesslib.decoupling`.
+experiments that use these matrices are in :mod:`hesslib.rmt.decoupling`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""Block heterogeneity: blockwise Hessian spectra of a network and their JS distances.
 
-:func:`blockwise_spectra` is a thin adapter over :func:`hesslib.spectrum.block_slq`: the full
+:func:`blockwise_spectra` is a thin adapter over :func:`hesslib.block_slq`: the full
 model's Hessian is only touched through batched HVPs (``torch.func.vmap`` over columns), and
 one such HVP per Lanczos step advances the probes of *every* block, since a probe supported on
 block ``b`` returns ``H_bb q`` in block ``b``'s rows. The JS distances are the standard bounded
@@ -10,7 +10,7 @@ whose spectrum is orders of magnitude narrower than another's is still resolved.
 on a common scale.
 
 The heterogeneity dial of "Why Transformers Need Adam" (§2.4, Table 3), which uses these
-spectra, is in :mod:`hesslib.dial`.
+spectra, is in :mod:`hesslib.chapters.llm_implications`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class BlockwiseSpectra:
 
     Attributes:
         names: block names.
-        spectra: one :class:`~hesslib.spectrum.Spectrum` per block.
+        spectra: one :class:`~hesslib.Spectrum` per block.
         js: ``(B, B)`` standard JS distances (base 2, in ``[0, 1]``).
         js0: mean off-diagonal JS distance.
         seconds: wall time of the Lanczos passes.
@@ -144,12 +144,12 @@ def blockwise_spectra_from_file(
     num_grid: int = 512,
 ) -> BlockwiseSpectra:
     """:class:`BlockwiseSpectra` from a file of ``python -m hesslib.cli slq`` (for example a
-    ``paper``-profile run on GPUs), read with :func:`hesslib.load_block_spectra`.
+    ``paper``-profile run on GPUs), read with :func:`hesslib.spectral.load_block_spectra`.
 
     Args:
         path: the ``.pt`` file.
         expect: settings the file must have been made with (e.g. the model's entries of
-            :data:`hesslib.SPECTRA_MODELS` and the seed); a mismatch raises ``ValueError``.
+            :data:`hesslib.nets.SPECTRA_MODELS` and the seed); a mismatch raises ``ValueError``.
         names: the block names the file must hold, in order (e.g. the model's layout).
         sigma_rel, num_grid: as :func:`hesslib.slq_density`.
     """

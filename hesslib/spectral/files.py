@@ -30,7 +30,7 @@ class BlockSpectra:
     Attributes:
         names: block names (e.g. ``"L0.Q"``), in parameter order.
         sizes: block sizes ``d_b``.
-        results: one :class:`~hesslib.LanczosResult` per block.
+        results: one :class:`~hesslib.spectral.LanczosResult` per block.
         settings: how the file was made (model, profile, steps, probes, seed, world size,
             backend, device, torch version, seconds).
     """

@@ -6,7 +6,7 @@ Lanczos steps build the Jacobi matrix ``T_s`` of the spectral measure
 components ``τ_j`` of its eigenvectors (weights) form the ``s``-point Gauss quadrature of
 ``μ_v``: ``Σ_j τ_j θ_j^k = vᵀ H^k v`` for ``k < 2s`` (Golub & Meurant 2009; the SLQ recipe of
 "Why Transformers Need Adam", App. B.2). Averaged over random probes this estimates
-``tr f(H) / d`` — stochastic Lanczos quadrature (:mod:`hesslib.spectrum`).
+``tr f(H) / d`` — stochastic Lanczos quadrature (:mod:`hesslib.spectral.density`).
 
 Design: ``k`` probes advance together, so one call ``matvec(V)`` on a ``(dim, k)`` block serves
 every probe at each step (a GEMM or a vmapped HVP instead of ``k`` separate products). Each
@@ -255,7 +255,7 @@ def lanczos(
 
 
 def _as_slices(block_slices, dim: int) -> list[slice]:
-    """Slices from a :class:`~hesslib.blocks.BlockLayout`, slices or ``(start, stop)`` pairs."""
+    """Slices from a :class:`~hesslib.BlockLayout`, slices or ``(start, stop)`` pairs."""
     if hasattr(block_slices, "offsets") and hasattr(block_slices, "sizes"):
         off = block_slices.offsets
         block_slices = [slice(off[i], off[i + 1]) for i in range(len(off) - 1)]
@@ -297,7 +297,7 @@ def block_lanczos_all(
 
     Args:
         matvec_full: ``V ↦ H V`` for ``V`` of shape ``(dim, K)`` (``K`` ≤ ``k · B``).
-        block_slices: a :class:`~hesslib.blocks.BlockLayout`, or slices / ``(start, stop)``
+        block_slices: a :class:`~hesslib.BlockLayout`, or slices / ``(start, stop)``
             pairs into ``[0, dim)``.
         dim: dimension ``P`` of the full operator.
         num_steps, num_probes, seed, generator, dtype, device, breakdown_tol, progress: as in

@@ -1,13 +1,13 @@
 """Exact symbolic Hessians of the talk's linear examples; the graph rule predicts their zeros.
 
-For a :class:`~hesslib.LinearExample` (chapter 02, :mod:`hesslib.graphs`) the loss
+For a :class:`~hesslib.symbolic.LinearExample` (chapter 02, :mod:`hesslib.symbolic.graphs`) the loss
 ``½ ||V W − Y||_F²`` is a sympy polynomial, so its Hessian is exact: :func:`symbolic_hessian`
 differentiates it, :func:`symbolic_support` marks the entries that are not identically zero,
 and :func:`hessian_latex` prints it with labelled rows and columns. :func:`verify_example`
 evaluates it at a random point against two numeric Hessians (``torch.func.hessian`` and
 batched Hessian-vector products) and compares its zero pattern with the links of the
-computation graph (:func:`~hesslib.predicted_pattern`): an entry is identically zero exactly
-when the two parameters have no link (arXiv 2505.02809, Part II-1).
+computation graph (:func:`~hesslib.symbolic.predicted_pattern`): an entry is identically zero
+exactly when the two parameters have no link (arXiv 2505.02809, Part II-1).
 """
 
 from __future__ import annotations

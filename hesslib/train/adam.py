@@ -4,7 +4,7 @@ Chapter 03 trains the one-hidden-layer net of the talk's Gaussian setting (N = 5
 d = C = 500, m = 8) for thousands of full-batch steps and looks at the exact Hessian at a few
 checkpoints. The training itself is cheap in FLOPs (five thin GEMMs of ``N × d × m``
 multiply-adds each), so its cost is set by how well those GEMMs run. For the ReLU MLPs of the
-book (:class:`~hesslib.LinearNet`, :class:`~hesslib.OneHiddenNet`, :class:`~hesslib.DeepNet`)
+book (:class:`~hesslib.LinearNet`, :class:`~hesslib.OneHiddenNet`, :class:`~hesslib.nets.DeepNet`)
 :func:`train_adam` uses a hand-written forward/backward in a *transposed* layout — activations
 are kept as ``(width, N)`` matrices, so every GEMM has a long contiguous inner dimension (on a
 CPU with MKL, ``W @ Xᵀ`` ran several times faster than ``X @ Wᵀ`` for ``m = 8`` in our
@@ -179,7 +179,7 @@ def train_adam(
 
     Args:
         model: a :class:`~hesslib.LinearNet`, :class:`~hesslib.OneHiddenNet` or
-            :class:`~hesslib.DeepNet` (fast path), or any module (autograd path).
+            :class:`~hesslib.nets.DeepNet` (fast path), or any module (autograd path).
         X: inputs ``(N, d)`` on the training device.
         y: labels ``(N,)``.
         steps: number of Adam updates.

@@ -1,7 +1,7 @@
 r"""The optimisers of "Why Transformers Need Adam", §3, on block-diagonal quadratics.
 
 The problems ``min_w ½ wᵀ H w`` with block-diagonal ``H`` are built by
-:mod:`hesslib.quadratics`. Four optimisers are compared at equal condition number
+:mod:`hesslib.train.quadratics`. Four optimisers are compared at equal condition number
 ``κ = λ_max(H) / λ_min(H)``:
 
 * GD with the optimal constant step ``η = 2 / (μ + L)``: the loss contracts asymptotically by
@@ -242,7 +242,7 @@ def adam_flat(
         steps: number of steps.
         layout: blocks sharing one second moment: a :class:`~hesslib.BlockLayout` (contiguous
             blocks), or a long tensor ``(P,)`` of block ids ``0 … B−1`` (any partition, e.g.
-            :func:`hesslib.adam_mini_blocks`); ``None``: per coordinate, i.e. Adam.
+            :func:`hesslib.nets.adam_mini_blocks`); ``None``: per coordinate, i.e. Adam.
         betas: ``(β1, β2)``.
         eps: ``ε``.
 

@@ -5,7 +5,7 @@ r"""Block-diagonal quadratics, the test problems of "Why Transformers Need Adam"
 paper's cases (heterogeneous or homogeneous block spectra at equal condition number);
 :func:`block_quadratic` any spectra, for example quantiles of measured blockwise SLQ spectra
 (:func:`spectrum_quantiles`, :func:`rescale_spectra`). The optimisers run on them live in
-:mod:`hesslib.optim`.
+:mod:`hesslib.train.optim`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def spectrum_quantiles(spectrum, n: int) -> torch.Tensor:
     its outliers in proportion to their mass.
 
     Args:
-        spectrum: a :class:`~hesslib.spectrum.Spectrum` (``grid`` and ``density``).
+        spectrum: a :class:`~hesslib.Spectrum` (``grid`` and ``density``).
         n: number of values.
 
     Returns:
