@@ -115,7 +115,7 @@ def marchenko_pastur_density(x, *, ratio: float, sigma2: float = 1.0) -> torch.T
 def marchenko_pastur_stieltjes(z, *, ratio: float, sigma2: float = 1.0) -> torch.Tensor:
     r"""Closed-form Stieltjes transform of the MP law (atom included), ``Im z > 0``.
 
-    The root with ``Im m > 0`` of ``γ z m² + (z − σ²(1 − γ)) m + σ² = 0`` (σ² = 1: the notation page's
+    The root with ``Im m > 0`` of ``γ z m² + (z − σ²(1 − γ)) m + σ² = 0`` (σ² = 1: chapter 05's
     ``γ z m² + (z − 1 + γ) m + 1 = 0``), rescaled as ``m(z) = m_1(z/σ²)/σ²``.
     """
     z = check_complex_upper(z)
