@@ -7,7 +7,7 @@ matvec turn those matrix–vector products into one matrix–matrix product per 
 
 Block mode (``--blocks``): the full linear + CE Hessian (``P = C·d``, ``C`` class blocks of size
 ``d``) as a matrix-free operator; every block's spectrum ``H_cc`` is estimated by
-:func:`hesslib.lanczos.block_lanczos_all` (one full matvec of width ``k·C`` per step) against
+:func:`hesslib.spectral.block_lanczos_all` (one full matvec of width ``k·C`` per step) against
 block after block (one per-block Lanczos with batched probes) and against the fully
 sequential per-block, per-probe loop.
 

@@ -2,6 +2,7 @@
 command line is :mod:`hesslib.distributed.cli`.
 """
 
+from . import comm, ops
 from .comm import (
     DataParallelMatvec,
     DistributedError,
@@ -16,18 +17,5 @@ from .comm import (
 )
 from .ops import distributed_full_hessian, distributed_lanczos, distributed_slq
 
-__all__ = [
-    "all_reduce_sum",
-    "chunked_hvp",
-    "DataParallelMatvec",
-    "distributed_hvp",
-    "DistributedError",
-    "init_distributed",
-    "rank_and_world_size",
-    "shard_range",
-    "sharded_loss",
-    "shutdown_distributed",
-    "distributed_full_hessian",
-    "distributed_lanczos",
-    "distributed_slq",
-]
+#: Every public name of the subpackage: the union of its modules' ``__all__``.
+__all__ = [*comm.__all__, *ops.__all__]

@@ -2,6 +2,7 @@
 of chapter 06 and the CIFAR-100 loader.
 """
 
+from . import cifar, cnn, deep, transformer, zoo
 from .cifar import (
     CIFAR100_ENV,
     CIFAR100_MD5,
@@ -37,39 +38,5 @@ from .zoo import (
     spectra_settings,
 )
 
-__all__ = [
-    "CIFAR100_ENV",
-    "CIFAR100_MD5",
-    "CIFAR100_URL",
-    "DOWNLOAD_ENV",
-    "ChecksumError",
-    "cifar100",
-    "cifar100_cache_dir",
-    "CifarData",
-    "download_cifar100",
-    "file_md5",
-    "find_cifar100",
-    "read_cifar100",
-    "CNN_INITS",
-    "cnn_layout",
-    "digits_data",
-    "small_cnn",
-    "SmallCNN",
-    "deep_hessian",
-    "deep_net",
-    "DeepNet",
-    "GPT",
-    "GPT_INITS",
-    "adam_mini_blocks",
-    "adam_mini_num_blocks",
-    "char_tokens",
-    "gpt",
-    "gpt_layout",
-    "token_windows",
-    "zen_text",
-    "SPECTRA_MODELS",
-    "spectra_file_settings",
-    "spectra_problem",
-    "spectra_settings",
-    "SpectraProblem",
-]
+#: Every public name of the subpackage: the union of its modules' ``__all__``.
+__all__ = [*cifar.__all__, *cnn.__all__, *deep.__all__, *transformer.__all__, *zoo.__all__]

@@ -2,6 +2,7 @@
 second-moment prediction, sampling helpers and the decoupling argument.
 """
 
+from . import decoupling, laws, sampling
 from .decoupling import (
     CoupledSpectra,
     DecouplingGap,
@@ -34,30 +35,5 @@ from .sampling import (
     wigner_eigenvalues,
 )
 
-__all__ = [
-    "block_spectra",
-    "ce_diagonal_weights",
-    "CoupledSpectra",
-    "decoupling_gap",
-    "DecouplingGap",
-    "diagonal_block",
-    "interpolate_inputs",
-    "InterpolationCurve",
-    "rank_bound",
-    "stieltjes_along_t",
-    "swap_projection",
-    "gmp_density",
-    "gmp_stieltjes",
-    "GMPDensity",
-    "marchenko_pastur_atom",
-    "marchenko_pastur_density",
-    "marchenko_pastur_stieltjes",
-    "second_moment_prediction",
-    "semicircle_density",
-    "stieltjes_empirical",
-    "ks_distance",
-    "lambda_quantiles",
-    "sample_covariance_eigenvalues",
-    "weighted_gram",
-    "wigner_eigenvalues",
-]
+#: Every public name of the subpackage: the union of its modules' ``__all__``.
+__all__ = [*decoupling.__all__, *laws.__all__, *sampling.__all__]

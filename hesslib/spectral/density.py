@@ -3,7 +3,7 @@ r"""Spectral densities by stochastic Lanczos quadrature (SLQ), and distances bet
 The eigenvalue density ``φ(t) = (1/d) Σ_i δ(t − λ_i)`` blurred by a Gaussian ``g_σ`` equals
 ``tr g_σ(t − H) / d = E_v[vᵀ g_σ(t − H) v]`` for normalised Rademacher probes ``v``. Each
 ``vᵀ g_σ(t − H) v`` is replaced by the Gauss quadrature ``Σ_j τ_j g_σ(t − θ_j)`` from
-:func:`hesslib.lanczos.lanczos`, then averaged over probes ("Why Transformers Need Adam",
+:func:`hesslib.lanczos`, then averaged over probes ("Why Transformers Need Adam",
 App. B.2, Alg. 5). The blur ``σ`` is a fixed fraction of the spectral range, so the picture
 does not change when ``H`` is rescaled.
 """
@@ -114,7 +114,7 @@ def slq_density(
     than the node spacing are not resolved.
 
     Args:
-        result: a :class:`~hesslib.lanczos.LanczosResult`, or a ``(nodes, weights)`` pair of
+        result: a :class:`~hesslib.spectral.LanczosResult`, or a ``(nodes, weights)`` pair of
             ``(k, s)`` tensors.
         grid: evaluation points (increasing). Default: ``num_grid`` points over
             ``[θ_min − margin·σ, θ_max + margin·σ]``.
@@ -180,7 +180,7 @@ def slq(
     sigma_rel: float = 0.02,
     progress: bool = False,
 ) -> Spectrum:
-    """Stochastic Lanczos quadrature: :func:`~hesslib.lanczos.lanczos` then :func:`slq_density`.
+    """Stochastic Lanczos quadrature: :func:`~hesslib.lanczos` then :func:`slq_density`.
 
     All ``num_probes`` probes share one ``matvec`` call per step (``matvec``: ``(dim, k) →
     (dim, k)``). Arguments as in those two functions.
@@ -217,7 +217,7 @@ def block_slq(
 ) -> list[Spectrum]:
     """SLQ spectra of all diagonal blocks ``H_bb`` from ``num_steps`` shared full matvecs.
 
-    See :func:`~hesslib.lanczos.block_lanczos_all`; each block gets its own grid and ``σ``.
+    See :func:`~hesslib.spectral.block_lanczos_all`; each block gets its own grid and ``σ``.
     """
     results = block_lanczos_all(
         matvec_full,

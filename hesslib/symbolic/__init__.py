@@ -2,6 +2,7 @@
 networkx are imported).
 """
 
+from . import graphs, verify
 from .graphs import (
     TALK_EXAMPLES,
     LinearExample,
@@ -16,20 +17,5 @@ from .graphs import (
 )
 from .verify import ExampleCheck, hessian_latex, symbolic_hessian, symbolic_support, verify_example
 
-__all__ = [
-    "TALK_EXAMPLES",
-    "hessian_at",
-    "linear_example",
-    "LinearExample",
-    "link_graph",
-    "network_graph",
-    "predicted_pattern",
-    "random_point",
-    "talk_example",
-    "torch_loss",
-    "ExampleCheck",
-    "hessian_latex",
-    "symbolic_hessian",
-    "symbolic_support",
-    "verify_example",
-]
+#: Every public name of the subpackage: the union of its modules' ``__all__``.
+__all__ = [*graphs.__all__, *verify.__all__]

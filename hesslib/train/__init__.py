@@ -2,8 +2,9 @@
 problems.
 """
 
+from . import adam, mlp_grad, optim, quadratics, speed
 from .adam import SCHEDULES, Checkpoint, TrainResult, checkpoint_steps, lr_schedule, train_adam
-from .mlp_grad import MLPGrad, autograd_grad, mlp_names
+from .mlp_grad import METHODS, MLPGrad, autograd_grad, flat_gradient, gradient_path, mlp_names
 from .optim import (
     OptRun,
     adam_flat,
@@ -25,31 +26,5 @@ from .quadratics import (
 )
 from .speed import compare_adam_speed, textbook_adam_speed
 
-__all__ = [
-    "SCHEDULES",
-    "Checkpoint",
-    "checkpoint_steps",
-    "lr_schedule",
-    "train_adam",
-    "TrainResult",
-    "autograd_grad",
-    "mlp_names",
-    "MLPGrad",
-    "adam_flat",
-    "adam_quadratic",
-    "best_lr",
-    "blockwise_gd",
-    "compare_optimizers",
-    "gd",
-    "measured_rate",
-    "optimizer_state_numel",
-    "OptRun",
-    "predicted_rate",
-    "block_quadratic",
-    "BlockQuadratic",
-    "paper_quadratic",
-    "rescale_spectra",
-    "spectrum_quantiles",
-    "compare_adam_speed",
-    "textbook_adam_speed",
-]
+#: Every public name of the subpackage: the union of its modules' ``__all__``.
+__all__ = [*adam.__all__, *mlp_grad.__all__, *optim.__all__, *quadratics.__all__, *speed.__all__]
