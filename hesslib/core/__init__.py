@@ -17,6 +17,7 @@ from . import (
     models,
     profiles,
     sweep,
+    timing,
 )
 from .block_ratios import (
     CASES,
@@ -83,6 +84,7 @@ from .losses import LOSSES, cross_entropy, loss_fn, mse
 from .models import INITS, LinearNet, OneHiddenNet, init_matrix, linear_net, one_hidden_net
 from .profiles import PROFILE_NAMES, resolve_profile
 from .sweep import point_seed, sweep_classes
+from .timing import Timing, compare_timings, time_call
 
 #: Every public name of the subpackage: the union of its modules' ``__all__``.
 __all__ = [
@@ -98,4 +100,5 @@ __all__ = [
     *models.__all__,
     *profiles.__all__,
     *sweep.__all__,
+    *timing.__all__,
 ]
