@@ -1,7 +1,7 @@
 """Every chapter executes at the `quick` profile, uses the injected profile and draws figures.
 
-The chapters run through `book/_ext/bookbuild.py` (the code path of the book build), into the build's
-cache `_build/executed/quick/`: a chapter whose source, parameters and hesslib are unchanged
+The chapters run through `book/_ext/bookbuild.py` (the code path of the book build), into the
+build's cache `_build/executed/quick/`: a chapter whose source, parameters and hesslib are unchanged
 since its last execution there is not executed again (see tests/test_book_cli.py).
 """
 
