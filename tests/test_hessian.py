@@ -12,7 +12,6 @@ import torch
 
 import hesslib as hl
 
-
 RTOL = 1e-10
 LOSSES = ["ce", "mse"]
 

@@ -163,7 +163,9 @@ def test_coupling_map_masks_zeros_and_clips_small_values():
     im = hl.plot.coupling_map(rho, labels=["x", "y", "z"], split=2, vmin=1e-3)
     arr = im.get_array()
     np.testing.assert_array_equal(np.ma.getmaskarray(arr), (rho == 0).numpy())
-    np.testing.assert_allclose(arr.filled(np.nan)[~(rho == 0).numpy()], [1, 0.5, 1, 1e-3, 0.5, 1e-3, 1])
+    np.testing.assert_allclose(
+        arr.filled(np.nan)[~(rho == 0).numpy()], [1, 0.5, 1, 1e-3, 0.5, 1e-3, 1]
+    )
     texts = [t.get_text() for t in im.axes.texts]
     assert texts == ["1.0", "0", ".50", "0", "1.0", "", ".50", "", "1.0"]
     assert _hlines(im.axes) == _vlines(im.axes) == [1.5]
