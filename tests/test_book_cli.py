@@ -1,5 +1,6 @@
-"""The book build (book/_ext/): input errors, failing chapters, the incremental cache, the
-content hash's library modules, the TOC, the API page, the Sphinx extension."""
+"""The book build (book/_ext/): input errors, failing chapters, the incremental cache (what its
+key covers, validation of cached notebooks, clean-up after a kill), the content hash's library
+modules, the reproducibility page, the TOC, the API page, the Sphinx extension."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ BOOK_EXT = ROOT / "book" / "_ext"  # the build: scripts beside the book, not in 
 if str(BOOK_EXT) not in sys.path:
     sys.path.insert(0, str(BOOK_EXT))
 import bookbuild as book  # noqa: E402
+import bookchapters as chapters  # noqa: E402
 import bookmeta as meta  # noqa: E402
+import bookpage  # noqa: E402
 import booksite  # noqa: E402
 
 OK_CHAPTER = """\
@@ -54,7 +57,7 @@ print("never reached")
 
 
 def make_root(tmp_path: Path, **chapters: str) -> Path:
-    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks").mkdir(parents=True)
     for name, source in chapters.items():
         (tmp_path / "notebooks" / f"{name}.py").write_text(source)
     return tmp_path
@@ -95,18 +98,18 @@ def test_unknown_parameter_lists_the_parameters_cell(tmp_path, capsys):
 
 def test_chapter_resolution_accepts_number_and_name(tmp_path):
     root = make_root(tmp_path, **{"98_ok": OK_CHAPTER, "04_static": OK_CHAPTER})
-    assert book.resolve_chapter(root, "4").name == "04_static"
-    assert book.resolve_chapter(root, "04").name == "04_static"
-    assert book.resolve_chapter(root, "98_ok").name == "98_ok"
-    assert [c.number for c in book.find_chapters(root)] == ["04", "98"]
+    assert chapters.resolve_chapter(root, "4").name == "04_static"
+    assert chapters.resolve_chapter(root, "04").name == "04_static"
+    assert chapters.resolve_chapter(root, "98_ok").name == "98_ok"
+    assert [c.number for c in chapters.find_chapters(root)] == ["04", "98"]
 
 
 def test_parameter_values_and_defaults(tmp_path):
-    assert book.parse_value("3") == 3 and book.parse_value("1e-3") == 1e-3
-    assert book.parse_value("True") is True and book.parse_value("none") is None
-    assert book.parse_value("mse") == "mse"
+    assert chapters.parse_value("3") == 3 and chapters.parse_value("1e-3") == 1e-3
+    assert chapters.parse_value("True") is True and chapters.parse_value("none") is None
+    assert chapters.parse_value("mse") == "mse"
     path = make_root(tmp_path, **{"98_ok": OK_CHAPTER}) / "notebooks" / "98_ok.py"
-    defaults = book.parameter_defaults(book.read_notebook(path))
+    defaults = chapters.parameter_defaults(chapters.read_notebook(path))
     assert defaults == {"profile": "default", "seed": 3, "N": None}
 
 
@@ -117,7 +120,7 @@ def test_the_command_runs_from_any_directory(tmp_path):
         [*command, "run", "77"], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 2, out.stderr
-    first = book.find_chapters(ROOT)[0]
+    first = chapters.find_chapters(ROOT)[0]
     assert "unknown chapter '77'" in out.stderr
     assert f"{first.number} ({first.name})" in out.stderr  # the repository's chapters
     usage = subprocess.run(
@@ -152,10 +155,10 @@ def test_build_skips_chapters_not_in_the_toc(tmp_path, capsys):
         "format: jb-book\nroot: book/intro\nparts:\n  - caption: Chapters\n"
         "    chapters:\n      - file: notebooks/98_ok\n"
     )
-    assert book.toc_files(root) == ["book/intro", "notebooks/98_ok"]
-    assert [c.name for c in book.book_chapters(root)] == ["98_ok"]
+    assert chapters.toc_files(root) == ["book/intro", "notebooks/98_ok"]
+    assert [c.name for c in chapters.book_chapters(root)] == ["98_ok"]
     assert "not in _toc.yml, so not built: 99_fail" in capsys.readouterr().out
-    assert book.toc_files(tmp_path / "nowhere") is None
+    assert chapters.toc_files(tmp_path / "nowhere") is None
 
 
 # --- incremental execution ---------------------------------------------------------------------
@@ -174,7 +177,7 @@ def test_chapter_is_re_executed_only_when_its_inputs_change(tmp_path, monkeypatc
     monkeypatch.setattr(book, "LIB_DIR", lib)
     monkeypatch.setenv("PYTHONPATH", str(site))  # the kernel imports it from there
     ex = book.Executor(root, progress=False)
-    (ch,) = book.find_chapters(root)
+    (ch,) = chapters.find_chapters(root)
 
     first = ex.execute(ch, "quick")
     assert first.status == "executed", first.error
@@ -349,7 +352,7 @@ def test_reproducibility_page_renders_every_fact():
         },
     )
     other = {**record, "chapter": "02_x", "wall_seconds": 130.0}
-    page = meta.render_reproducibility([record, other], "quick", {"quick": [record, other]})
+    page = bookpage.render_reproducibility([record, other], "quick", {"quick": [record, other]})
     row = next(line for line in page.splitlines() if "01_observations>" in line)
     for fact in ("`quick`", "`N=7`", "| 0 |", "12.5 s"):
         assert fact in row
@@ -360,15 +363,16 @@ def test_reproducibility_page_renders_every_fact():
     assert "`quick` on Some CPU (2 cores)" in page
     # a profile executed for some chapters only: its total says over how many
     paper = {**record, "profile": "paper", "wall_seconds": 600.0}
-    page = meta.render_reproducibility(
+    page = bookpage.render_reproducibility(
         [record, other], "quick", {"quick": [record, other], "paper": [paper]}
     )
     assert "| 02_x | 2.2 min | — |" in page
     assert "| **Total** | **2.4 min** | **10.0 min** (1 of 2 chapters) |" in page
     # a fact that differs between chapters gets a column
     gpu = {**other, "device": "NVIDIA H100"}
-    page = meta.render_reproducibility([record, gpu], "quick", {})
-    assert "| Device |" in page.splitlines()[7]
+    page = bookpage.render_reproducibility([record, gpu], "quick", {})
+    header = next(line for line in page.splitlines() if line.startswith("| Chapter |"))
+    assert "| Device |" in header
     assert "NVIDIA H100" in next(line for line in page.splitlines() if "02_x>" in line)
 
 
@@ -379,7 +383,7 @@ def test_toc_lists_exactly_the_existing_chapters():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     (part,) = [p for p in toc["parts"] if p["caption"] == "Chapters"]
     listed = [entry["file"] for entry in part["chapters"]]
-    existing = [f"notebooks/{ch.name}" for ch in book.find_chapters(ROOT)]
+    existing = [f"notebooks/{ch.name}" for ch in chapters.find_chapters(ROOT)]
     assert listed == existing
     pages = [
         e["file"] for p in toc["parts"] for e in p["chapters"] if e["file"].startswith("book/")
@@ -494,7 +498,7 @@ def test_figures_are_numbered_per_chapter():
 def test_chapter_pages_offer_the_py_source(tmp_path):
     from types import SimpleNamespace
 
-    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks").mkdir(parents=True)
     (tmp_path / "notebooks" / "04_static.py").write_text("# %%\n")
     app = SimpleNamespace(srcdir=str(tmp_path))
     group = {
@@ -530,3 +534,276 @@ def test_every_page_is_rewritten_when_the_toc_changes(tmp_path):
     assert outdated() == []
     (tmp_path / "_toc.yml").write_text("root: intro\nchapters:\n  - file: new\n")
     assert outdated() == ["b", "intro"]
+
+
+# --- the cache is validated, keyed on the data read, and cleaned after a kill -----------------
+
+
+@pytest.mark.book
+def test_an_unusable_cached_notebook_is_executed_again(tmp_path, capsys):
+    """A truncated, failed, unfinished or foreign cached notebook is never reused."""
+    root = make_root(tmp_path, **{"98_ok": OK_CHAPTER})
+    ex = book.Executor(root, progress=False)
+    (ch,) = chapters.find_chapters(root)
+    target = ex.target(ch, "quick")
+    assert ex.execute(ch, "quick").status == "executed"
+    good = target.read_text()
+
+    def corrupt(edit):
+        nb = json.loads(good)
+        edit(nb)
+        target.write_text(json.dumps(nb))
+
+    code_cells = [c for c in json.loads(good)["cells"] if c["cell_type"] == "code"]
+    last = len(json.loads(good)["cells"]) - 1
+    assert code_cells[-1]["outputs"]
+    cases = {
+        "not a valid notebook": lambda: target.write_text(good[: len(good) // 2]),
+        "its record does not match (chapter)": lambda: corrupt(
+            lambda nb: nb["metadata"][meta.META_KEY].update(chapter="97_other")
+        ),
+        f"cell {last + 1} has an error output": lambda: corrupt(
+            lambda nb: nb["cells"][last]["outputs"].append(
+                {"output_type": "error", "ename": "E", "evalue": "", "traceback": []}
+            )
+        ),
+        f"cell {last + 1} was not executed": lambda: corrupt(
+            lambda nb: nb["cells"][last].update(execution_count=None)
+        ),
+    }
+    for reason, damage in cases.items():
+        damage()
+        capsys.readouterr()
+        assert ex.execute(ch, "quick").status == "executed", reason
+        assert f"cached notebook is unusable ({reason}" in capsys.readouterr().out
+        digest = target.with_suffix(".hash").read_text().strip()
+        assert (
+            book.cache.check_executed(
+                target, digest=digest, chapter="98_ok", profile="quick", key=meta.META_KEY
+            )
+            is None
+        )  # rewritten by a fresh execution
+        assert ex.execute(ch, "quick").status == "cached"
+        good = target.read_text()
+    # through the command: the truncated notebook of the issue is executed, not "up to date"
+    target.write_text(good[: len(good) // 2])
+    code, out = cli(capsys, root, "build", "--profile", "quick", "--no-html")
+    assert code == 0 and "up to date" not in out and "executing 98_ok" in out
+    assert meta.read_record(target)["chapter"] == "98_ok"
+
+
+CIFAR_CHAPTER = """\
+# %% [markdown]
+# # 97 Reads CIFAR-100
+
+# %% tags=["parameters"]
+profile = "default"
+cifar_root = None
+
+# %%
+import hesslib as hl
+
+data = hl.nets.cifar100(2, root=cifar_root, md5=None, image_size=8, device="cpu")
+print(data.note)
+"""
+
+
+def _fake_cifar(folder: Path, seed: int) -> Path:
+    """An extracted ``cifar-100-python/`` folder of random images (not the real data)."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    split = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"fine_labels": [1] * 4}
+    for name in ("train", "test"):
+        (folder / name).write_bytes(pickle.dumps(split, protocol=2))
+    names = {b"fine_label_names": [b"c%d" % i for i in range(100)]}
+    (folder / "meta").write_bytes(pickle.dumps(names, protocol=2))
+    return folder
+
+
+def test_the_cache_key_covers_the_data_a_chapter_reads(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # an empty user cache
+    monkeypatch.delenv("HESSLIB_CIFAR100", raising=False)
+    monkeypatch.delenv("HESSLIB_DOWNLOAD", raising=False)
+    root = make_root(tmp_path, **{"97_cifar": CIFAR_CHAPTER, "98_ok": OK_CHAPTER})
+    ex = book.Executor(root, progress=False)
+    cifar_ch, ok_ch = chapters.find_chapters(root)
+    params = {"profile": "quick"}
+
+    def key(ch):
+        digest = ex.digest(ch, "quick", params)
+        return digest, ex._inputs[ch.name]["data"]
+
+    standin, data = key(cifar_ch)
+    assert data == {"cifar100": "stand-in"}
+    plain, data = key(ok_ch)
+    assert data == {}  # a chapter that reads no data set has none in its key
+    a = _fake_cifar(tmp_path / "a" / "cifar-100-python", seed=0)
+    b = _fake_cifar(tmp_path / "b" / "cifar-100-python", seed=1)
+    monkeypatch.setenv("HESSLIB_CIFAR100", str(a.parent))
+    with_a, data = key(cifar_ch)
+    assert with_a != standin and data["cifar100"].startswith("folder train=")
+    monkeypatch.setenv("HESSLIB_CIFAR100", str(b.parent))
+    with_b, _ = key(cifar_ch)
+    assert with_b not in (standin, with_a)  # other data, other key
+    monkeypatch.setenv("HESSLIB_DOWNLOAD", "1")
+    assert key(cifar_ch)[0] != with_b  # every HESSLIB_* variable is part of the key
+    monkeypatch.delenv("HESSLIB_DOWNLOAD")
+    assert key(cifar_ch)[0] == with_b
+    monkeypatch.setenv("HESSLIB_CIFAR100", str(tmp_path / "missing"))
+    assert key(cifar_ch)[1]["cifar100"].startswith("unavailable")
+    assert key(ok_ch)[0] != plain  # the environment changed for every chapter
+
+
+@pytest.mark.book
+def test_a_new_data_source_re_executes_the_chapter(tmp_path, monkeypatch, capsys):
+    """The issue's case: data made available through HESSLIB_CIFAR100 after a build."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("HESSLIB_CIFAR100", raising=False)
+    monkeypatch.delenv("HESSLIB_DOWNLOAD", raising=False)
+    root = make_root(tmp_path, **{"97_cifar": CIFAR_CHAPTER})
+    ex = book.Executor(root, progress=False)
+    (ch,) = chapters.find_chapters(root)
+    first = ex.execute(ch, "quick")
+    assert first.status == "executed", first.error
+    assert "stand-in" in first.path.read_text()
+    assert meta.read_record(first.path)["inputs"]["data"] == {"cifar100": "stand-in"}
+    assert ex.execute(ch, "quick").status == "cached"
+    folder = _fake_cifar(tmp_path / "data" / "cifar-100-python", seed=0)
+    monkeypatch.setenv("HESSLIB_CIFAR100", str(folder.parent))
+    second = ex.execute(ch, "quick")
+    assert second.status == "executed", second.error
+    assert "not checksummed" in second.path.read_text()  # the page shows the new source
+    # the reproducibility page names the data each chapter read, and labels its timings
+    book.write_reproducibility(root, [ch], "quick")
+    page = (root / "book" / "reproducibility.md").read_text()
+    assert "97_cifar: folder train=" in page and "Wall-clock (measured)" in page
+    assert "timings of the machine above, not results" in page
+
+
+@pytest.mark.book
+def test_a_failed_chapter_leaves_no_stale_page_or_cache(tmp_path, capsys):
+    root = make_root(tmp_path, **{"99_fail": OK_CHAPTER})
+    assert book.main(["--root", str(root), "build", "--profile", "quick", "--no-html"]) == 0
+    executed = root / "_build" / "executed" / "quick"
+    assert (executed / "99_fail.ipynb").is_file()
+    html = root / "_build" / "html"
+    (html / "notebooks").mkdir(parents=True)
+    (html / "notebooks" / "99_fail.html").write_text("<p>last week's results</p>")
+    (html / "_sources" / "notebooks").mkdir(parents=True)
+    (html / "_sources" / "notebooks" / "99_fail.ipynb").write_text("{}")
+    (root / "notebooks" / "99_fail.py").write_text(FAILING_CHAPTER)
+    code, out = cli(capsys, root, "build", "--profile", "quick")
+    assert code == 1 and "ZeroDivisionError" in out
+    assert "removed its stale rendered page: _build/html/notebooks/99_fail.html" in out
+    assert not (html / "notebooks" / "99_fail.html").exists()
+    assert not list((html / "_sources" / "notebooks").iterdir())
+    assert not (executed / "99_fail.ipynb").exists() and not (executed / "99_fail.hash").exists()
+
+
+@pytest.mark.book
+def test_the_build_writes_only_under_its_root_from_any_directory(tmp_path):
+    root = make_root(tmp_path / "repo", **{"98_ok": OK_CHAPTER})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = [sys.executable, str(BOOK_EXT / "bookbuild.py"), "--root", "../repo"]
+    out = subprocess.run(
+        [*command, "build", "--profile", "quick", "--no-html"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (root / "_build" / "executed" / "quick" / "98_ok.ipynb").is_file()
+    assert not list(elsewhere.iterdir())
+    page = book.write_reproducibility(root, chapters.find_chapters(root), "quick")
+    assert page == root / "book" / "reproducibility.md" and page.is_file()
+    assert not list(elsewhere.iterdir())
+
+
+SLOW_CHAPTER = """\
+# %% [markdown]
+# # 96 Slow
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+print("started", flush=True)
+
+# %%
+import time
+
+time.sleep(300)
+"""
+
+
+@pytest.mark.book
+def test_sigterm_and_sigkill_leave_no_partial_files(tmp_path):
+    import os
+    import signal
+    import time
+
+    root = make_root(tmp_path / "repo", **{"96_slow": SLOW_CHAPTER})
+    executed = root / "_build" / "executed" / "quick"
+    runtime = root / "_build" / "runtime"
+    command = [sys.executable, str(BOOK_EXT / "bookbuild.py"), "--root", str(root)]
+    command += ["build", "--profile", "quick", "--no-html"]
+
+    def start_and_wait():
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not list(executed.glob(".*.partial.ipynb")) or not list(runtime.glob("*")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no execution started"
+            time.sleep(0.2)
+        time.sleep(1.0)  # the kernel is running the sleeping cell
+        return proc
+
+    proc = start_and_wait()
+    proc.send_signal(signal.SIGTERM)
+    log = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 130, log[-2000:]
+    assert "interrupted: partial files removed" in log
+    assert not [p.name for p in executed.iterdir()]  # no partial notebook, no hash
+    assert not list(runtime.iterdir())  # the kernel's connection file went with it
+    proc = start_and_wait()
+    os.kill(proc.pid, signal.SIGKILL)  # nothing can clean up after this one ...
+    proc.wait(timeout=60)
+    assert list(executed.glob(".*.partial.ipynb")) and list(runtime.iterdir())
+    (root / "notebooks" / "96_slow.py").write_text(OK_CHAPTER)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "a killed build left" in out.stdout  # ... the next build does
+    assert sorted(p.name for p in executed.iterdir()) == ["96_slow.hash", "96_slow.ipynb"]
+    assert not list(runtime.iterdir())
+
+
+def test_the_sweep_spares_files_of_a_build_still_running(tmp_path):
+    import os
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    executed = tmp_path / "_build" / "executed" / "quick"
+    executed.mkdir(parents=True)
+    runtime = tmp_path / "_build" / "runtime"
+    mine, gone = os.getpid(), int(dead)
+    files = {
+        executed / f".01_a.{mine}.partial.ipynb": True,  # a concurrent run: kept
+        executed / f".01_a.{gone}.partial.ipynb": False,  # a killed one: removed
+        executed / ".01_a.partial.ipynb": False,  # written by an older build: removed
+        executed / f".01_a.hash.{gone}.123.tmp.json": False,
+        executed / "01_a.ipynb": True,  # the cache itself: never touched
+        runtime / str(mine) / "tmpabc.json": True,
+        runtime / str(gone) / "tmpdef.json": False,
+    }
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    removed = book.cache.sweep(tmp_path, "quick")
+    for path, kept in files.items():
+        assert path.exists() == kept, path
+    assert runtime / str(gone) in removed and not (runtime / str(gone)).exists()

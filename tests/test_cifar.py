@@ -13,6 +13,7 @@ import torch
 
 import hesslib as hl
 from hesslib.nets import cifar
+from hesslib.nets import cifar_files as files
 
 N_TRAIN, N_TEST = 40, 10
 
@@ -62,6 +63,8 @@ def archive(tmp_path):
 def _isolated(tmp_path, monkeypatch):
     """No real cache, no environment settings, and a network that is never reached."""
     cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # never the user's cache
+    monkeypatch.setattr(files, "cifar100_cache_dir", lambda: cache)
     monkeypatch.setattr(cifar, "cifar100_cache_dir", lambda: cache)
     monkeypatch.delenv(cifar.CIFAR100_ENV, raising=False)
     monkeypatch.delenv(cifar.DOWNLOAD_ENV, raising=False)
@@ -69,7 +72,7 @@ def _isolated(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network disabled in tests")
 
-    monkeypatch.setattr(cifar.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
 
 
 def test_loads_archive_normalised_channel_major(archive):
@@ -116,7 +119,13 @@ def test_env_variable_and_extracted_folder(archive, monkeypatch, tmp_path):
         (folder / name).write_bytes(raw)
     monkeypatch.setenv(cifar.CIFAR100_ENV, str(folder.parent))
     assert cifar.find_cifar100() == folder
-    same = hl.nets.cifar100(4, device="cpu")  # a folder has no published checksum: not checked
+    # an extracted folder is checked against the published MD5s of its pickles: this small
+    # fake is refused (naming the file), not accepted as CIFAR-100
+    with pytest.raises(cifar.ChecksumError, match=r"cifar-100-python/train has MD5"):
+        hl.nets.cifar100(4, device="cpu")
+    with pytest.raises(cifar.ChecksumError):
+        hl.nets.cifar100(4, device="cpu", fallback=True)
+    same = hl.nets.cifar100(4, md5=None, device="cpu")  # checks switched off: labelled so
     assert same.indices == data.indices and torch.equal(same.X, data.X)
     assert "not checksummed" in same.note
     # the root argument wins over the environment variable
@@ -148,7 +157,7 @@ def test_download_flag_from_env_and_failed_download(monkeypatch):
         calls.append((url, timeout))
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(cifar.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
     monkeypatch.setenv(cifar.DOWNLOAD_ENV, "1")
     data = hl.nets.cifar100(8, timeout=3.0, device="cpu")
     assert calls == [(cifar.CIFAR100_URL, 3.0)]
@@ -162,7 +171,7 @@ def test_download_verifies_and_caches(archive, monkeypatch):
     def fake_urlopen(url, timeout):
         return open(path, "rb")  # a file object is a context manager with .read(), as a response
 
-    monkeypatch.setattr(cifar.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(files.urllib.request, "urlopen", fake_urlopen)
     with pytest.raises(cifar.ChecksumError):
         cifar.download_cifar100()  # published MD5: this small archive does not match
     assert not list(cifar.cifar100_cache_dir().glob("*"))
@@ -182,8 +191,8 @@ def test_unpickler_refuses_other_objects(tmp_path):
     folder.mkdir()
     (folder / "train").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
     (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": []}, protocol=2))
-    with pytest.raises(pickle.UnpicklingError, match="refused"):
-        cifar.read_cifar100(folder)
+    with pytest.raises(pickle.UnpicklingError, match=r"cifar-100-python/train: .*refused"):
+        cifar.read_cifar100(folder, md5=None)
 
 
 def test_missing_keys_and_bad_shapes(tmp_path):
@@ -192,11 +201,11 @@ def test_missing_keys_and_bad_shapes(tmp_path):
     (folder / "meta").write_bytes(_pickle_bytes({b"fine_label_names": [b"a"] * 100}))
     (folder / "train").write_bytes(_pickle_bytes({b"data": np.zeros((2, 3072), np.uint8)}))
     with pytest.raises(ValueError, match="fine_labels"):
-        cifar.read_cifar100(folder)
+        cifar.read_cifar100(folder, md5=None)
     bad = {b"data": np.zeros((2, 100), np.uint8), b"fine_labels": [0, 1]}
     (folder / "train").write_bytes(_pickle_bytes(bad))
     with pytest.raises(ValueError, match="3072"):
-        cifar.read_cifar100(folder)
+        cifar.read_cifar100(folder, md5=None)
 
 
 def test_image_size_average_pools_each_channel(archive):
@@ -211,3 +220,122 @@ def test_image_size_average_pools_each_channel(archive):
     assert standin.is_standin and standin.X.shape == (3, 192)
     with pytest.raises(ValueError, match="divide 32"):
         hl.nets.cifar100(3, root=path, md5=md5, image_size=5, device="cpu")
+
+
+# --- where the data comes from: explicit locations, deadlines, partial and corrupt files -------
+
+
+def test_explicit_location_without_data_is_an_error_not_a_standin(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv(cifar.CIFAR100_ENV, str(missing))
+    for fallback in (True, False):
+        with pytest.raises(FileNotFoundError, match=r"HESSLIB_CIFAR100 = .*nowhere.* not exist"):
+            hl.nets.cifar100(4, fallback=fallback, device="cpu")
+    with pytest.raises(FileNotFoundError, match="HESSLIB_CIFAR100"):
+        files.cifar100_source()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(cifar.CIFAR100_ENV, str(empty))
+    with pytest.raises(FileNotFoundError, match="holds neither"):
+        hl.nets.cifar100(4, device="cpu")
+    monkeypatch.delenv(cifar.CIFAR100_ENV)
+    with pytest.raises(FileNotFoundError, match=r"root = .*nowhere"):
+        hl.nets.cifar100(4, root=missing, device="cpu")
+    assert hl.nets.cifar100(4, device="cpu").is_standin  # nothing given: the labelled stand-in
+
+
+def test_source_fingerprint_names_the_data_by_content(archive, monkeypatch, tmp_path):
+    path, _, _, raw = archive
+    assert files.cifar100_source() == "stand-in"
+    assert files.cifar100_source(download=True) == "stand-in, download on"
+    monkeypatch.setenv(cifar.DOWNLOAD_ENV, "1")
+    assert files.cifar100_source() == "stand-in, download on"
+    assert files.cifar100_source(path.parent) == f"archive md5={cifar.file_md5(path)}"
+    monkeypatch.setenv(cifar.CIFAR100_ENV, str(path))
+    assert files.cifar100_source() == f"archive md5={cifar.file_md5(path)}"
+    folder = tmp_path / "x" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name, data in raw.items():
+        (folder / name).write_bytes(data)
+    source = files.cifar100_source(folder.parent)
+    assert source.startswith("folder train=") and cifar.file_md5(folder / "train") in source
+    (folder / "train").write_bytes(raw["train"][:-1])  # different content, different source
+    assert files.cifar100_source(folder.parent) != source
+
+
+def test_corrupt_extracted_pickle_names_the_file(archive, tmp_path):
+    _, _, _, raw = archive
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for name, data in raw.items():
+        (folder / name).write_bytes(data)
+    (folder / "train").write_bytes(raw["train"][: len(raw["train"]) // 2])
+    with pytest.raises(ValueError, match=r"cifar-100-python/train is not a readable"):
+        cifar.read_cifar100(folder, md5=None)
+    (folder / "train").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ValueError, match=r"cifar-100-python/train"):
+        cifar.read_cifar100(folder, md5=None)
+
+
+class _Trickle:
+    """A response that hands out one byte per read, slowly, forever (a stalling server)."""
+
+    def __init__(self, pause: float):
+        self.pause = pause
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read1(self, n):
+        import time
+
+        time.sleep(self.pause)
+        return b"x"
+
+
+def test_download_has_a_total_deadline_and_leaves_no_part(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(files.urllib.request, "urlopen", lambda url, timeout: _Trickle(0.01))
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"longer than 0.3 s"):
+        files.download_cifar100(tmp_path, md5=None, timeout=5.0, deadline=0.3)
+    assert time.monotonic() - t0 < 3  # each read was fast: only the total deadline stops it
+    assert not list(tmp_path.iterdir())  # no .part left behind
+    # a download that fails through the fallback path also leaves nothing
+    monkeypatch.setenv(cifar.DOWNLOAD_ENV, "1")
+    monkeypatch.setattr(cifar, "download_cifar100", lambda **kw: (_ for _ in ()).throw(
+        TimeoutError("took longer than 600 s")))  # fmt: skip
+    data = hl.nets.cifar100(3, device="cpu")
+    assert data.is_standin and "TimeoutError" in data.note
+    with pytest.raises(ValueError, match="deadline must be"):
+        files.download_cifar100(tmp_path, deadline=0)
+
+
+def test_interrupted_and_killed_downloads_leave_no_part(monkeypatch, tmp_path):
+    import os
+    import time
+
+    class Interrupted(_Trickle):
+        def read1(self, n):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.urllib.request, "urlopen", lambda url, timeout: Interrupted(0))
+    with pytest.raises(KeyboardInterrupt):
+        files.download_cifar100(tmp_path, md5=None)
+    assert not list(tmp_path.iterdir())
+    # a SIGKILLed download leaves its .part: the next download removes it once it is too old
+    # to belong to a download still running
+    stale = tmp_path / ".cifar100-killed.part"
+    stale.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".cifar100-running.part"
+    fresh.write_bytes(b"in progress elsewhere")
+    monkeypatch.setattr(files.urllib.request, "urlopen", lambda url, timeout: Interrupted(0))
+    with pytest.raises(KeyboardInterrupt):
+        files.download_cifar100(tmp_path, md5=None, deadline=60)
+    assert not stale.exists() and fresh.exists()

@@ -335,3 +335,86 @@ def test_the_scaling_out_page_command_runs_on_two_cpu_processes(page_run):
         assert _rel(got.nodes, want.nodes) < 1e-10
         assert float((got.weights - want.weights).abs().max()) < 1e-10
     assert len(saved.spectra()) == layout.num_blocks
+
+
+# --- the command line and the rendezvous: refused early, reported in seconds ------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "-1"], "argument --timeout: must be a number of seconds > 0"),
+        (["--timeout", "nan"], "argument --timeout: must be a number of seconds > 0"),
+        (["--rendezvous-timeout", "0"], "argument --rendezvous-timeout: must be a number"),
+        (["--steps", "0"], "argument --steps: must be an integer >= 1"),
+        (["--probes", "x"], "argument --probes: must be an integer >= 1"),
+        (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
+        (["--out", "/nonexistent/dir/x.pt"], "the directory /nonexistent/dir does not exist"),
+    ],
+)
+def test_cli_refuses_bad_arguments_before_any_work(monkeypatch, capsys, tmp_path, args, message):
+    def never(*a, **k):
+        raise AssertionError("the command started computing before checking its arguments")
+
+    monkeypatch.setattr(cli, "init_distributed", never)
+    monkeypatch.setattr(cli, "spectra_settings", never)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["slq", *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_out_must_be_a_writable_file_name(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(cli, "init_distributed", lambda **k: (_ for _ in ()).throw(AssertionError))
+    with pytest.raises(SystemExit):
+        cli.main(["slq", "--out", str(tmp_path)])
+    assert "is a directory, not a file name" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # (root may write anywhere)
+        with pytest.raises(SystemExit):
+            cli.main(["slq", "--out", str(locked / "x.pt")])
+        assert "is not writable" in capsys.readouterr().err
+
+
+def test_init_distributed_refuses_non_positive_timeouts():
+    with pytest.raises(ValueError, match="timeout must be a finite number > 0"):
+        hd.init_distributed(timeout=-1)
+    with pytest.raises(ValueError, match="rendezvous_timeout must be a finite number > 0"):
+        hd.init_distributed(rendezvous_timeout=timedelta(seconds=0))
+
+
+def _lonely_rank(rank: int, world_size: int, port: int, path: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        GLOO_SOCKET_IFNAME="lo",
+        TORCH_CPP_LOG_LEVEL="FATAL",
+    )
+    t0 = time.perf_counter()
+    err = _error(lambda: hd.init_distributed(rendezvous_timeout=2))
+    torch.save({"error": err, "seconds": time.perf_counter() - t0}, path)
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_a_rank_that_never_starts_is_named_within_seconds(tmp_path, rank):
+    """Only one of three ranks starts: it is told, in seconds, who is missing."""
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    path = str(tmp_path / "out.pt")
+    proc = ctx.Process(target=_lonely_rank, args=(rank, 3, _free_port(), path))
+    proc.start()
+    proc.join(30)
+    if proc.is_alive():
+        proc.kill()
+        pytest.fail("the lonely rank waited more than 30 s")
+    out = torch.load(path, weights_only=False)
+    assert out["error"].startswith("DistributedError"), out["error"]
+    assert out["seconds"] < 15
+    if rank == 0:  # rank 0 hosts the rendezvous: it knows who arrived
+        assert "ranks [1, 2] did not start within 2 s (arrived: ranks [0])" in out["error"]
+    else:
+        assert (
+            "could not reach the rendezvous" in out["error"] and "rank 0 hosts it" in out["error"]
+        )

@@ -8,8 +8,13 @@ Usage (from any directory; ``make book`` and ``make chapter`` call it)::
 ``build`` converts every ``notebooks/NN_*.py`` (jupytext percent format) to a notebook,
 executes it with papermill in ``notebooks/`` with ``profile`` injected, and keeps the result in
 ``_build/executed/<profile>/NN_name.ipynb`` next to a content hash (chapter source, injected
-parameters, the ``hesslib`` modules the chapter imports, the lock file). A chapter is
-re-executed only when that hash changed. The executed notebooks are copied to
+parameters, the ``hesslib`` modules the chapter imports, the lock file, and what it reads from
+outside them: ``HESSLIB_*`` variables, the device, the data set it resolves — see
+``bookcache.py``). A chapter is re-executed when that hash changed or when its cached notebook
+is not a complete, error-free execution with a matching record. A failed chapter leaves no
+executed notebook and no stale page; a build interrupted by Ctrl-C or SIGTERM removes its
+partial files, and the next build removes those of a killed one. The executed notebooks are
+copied to
 ``notebooks/NN_name.ipynb`` (git-ignored), which ``jupyter-book build . -W --keep-going``
 renders with ``execute_notebooks: "off"``; ``book/reproducibility.md`` is generated from the
 executed notebooks' metadata.
@@ -17,28 +22,44 @@ executed notebooks' metadata.
 ``run`` re-executes one chapter (always), e.g. at the ``paper`` profile, and says where the
 executed notebook and its figures went.
 
-The build lives beside the book, not in the library: this script is the executing side
-(chapters, their parameters, the cache, the command line); ``booksite.py`` is the Sphinx
-extension that shapes the rendered site (``_config.yml`` loads it from ``book/_ext``), and
-``bookmeta.py`` holds the facts behind the build (content hashes, execution records, the
-reproducibility page). The repository root defaults to the one holding this script.
+The build lives beside the book, not in the library: this script is the executing side (the
+cache, the command line); ``bookchapters.py`` finds the chapters and their parameters,
+``bookcache.py`` keys and validates the cache, ``bookmeta.py`` holds the facts behind the build
+(content hashes, execution records), ``bookpage.py`` renders the reproducibility page, and
+``booksite.py`` is the Sphinx extension that shapes the rendered site (``_config.yml`` loads it
+from ``book/_ext``). The repository root defaults to the one holding this script; every path
+is resolved against it, so the command writes nothing where it is called from.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bookcache as cache
 import bookmeta as meta
+import bookpage
+from bookchapters import (
+    BookError,
+    Chapter,
+    book_chapters,
+    check_parameters,
+    check_profile,
+    parameter_defaults,
+    parse_value,
+    read_notebook,
+    resolve_chapter,
+)
 from booksite import describe_weight
 
 from hesslib.core.profiles import PROFILE_NAMES
@@ -50,19 +71,6 @@ LIB_DIR = Path(importlib.util.find_spec("hesslib").origin).parent
 BUILD = "_build"
 
 
-class BookError(Exception):
-    """A user error (bad chapter, profile or parameter) or a failed chapter."""
-
-
-@dataclass(frozen=True)
-class Chapter:
-    """One ``notebooks/NN_name.py`` source."""
-
-    number: str  # "01"
-    name: str  # "01_observations"
-    path: Path
-
-
 @dataclass(frozen=True)
 class Outcome:
     chapter: Chapter
@@ -72,119 +80,6 @@ class Outcome:
     error: str = ""
 
 
-def find_chapters(root: Path) -> list[Chapter]:
-    """Every ``notebooks/NN_*.py`` under ``root``, in order."""
-    found = []
-    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.py")):
-        found.append(Chapter(path.stem[:2], path.stem, path))
-    return found
-
-
-def toc_files(root: Path) -> list[str] | None:
-    """Every ``file`` of ``_toc.yml`` (the root document first); ``None`` without a TOC."""
-    import yaml
-
-    path = root / "_toc.yml"
-    if not path.is_file():
-        return None
-    toc = yaml.safe_load(path.read_text()) or {}
-    files = [toc["root"]] if "root" in toc else []
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
-
-
-def book_chapters(root: Path) -> list[Chapter]:
-    """The chapters the book is built from: those of ``_toc.yml`` (all of them without one).
-
-    A chapter source that is not in the TOC yet (being written) is neither executed nor
-    rendered; ``tests/test_book_cli.py`` checks that the TOC lists every chapter.
-    """
-    chapters = find_chapters(root)
-    listed = toc_files(root)
-    if listed is None:
-        return chapters
-    left_out = [ch.name for ch in chapters if f"notebooks/{ch.name}" not in listed]
-    if left_out:
-        print(f"[book] not in _toc.yml, so not built: {', '.join(left_out)}", flush=True)
-    return [ch for ch in chapters if f"notebooks/{ch.name}" in listed]
-
-
-def resolve_chapter(root: Path, spec: str) -> Chapter:
-    """The chapter named by ``spec``: ``"04"``, ``"4"`` or ``"04_static"``."""
-    chapters = find_chapters(root)
-    key = spec.strip()
-    for ch in chapters:
-        if key in (ch.number, ch.name, ch.path.name) or (
-            key.isdigit() and int(key) == int(ch.number)
-        ):
-            return ch
-    valid = ", ".join(f"{c.number} ({c.name})" for c in chapters) or "none found"
-    raise BookError(f"unknown chapter {spec!r}; valid chapters: {valid}")
-
-
-def check_profile(profile: str) -> str:
-    if profile not in PROFILE_NAMES:
-        raise BookError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
-    return profile
-
-
-def read_notebook(path: Path):
-    """The chapter as an nbformat notebook, with the kernel set for papermill."""
-    import jupytext
-
-    nb = jupytext.read(path)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    return nb
-
-
-def parameter_defaults(nb) -> dict[str, Any]:
-    """Names assigned in the cell tagged ``parameters``, with literal defaults (else the source)."""
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        return {}
-    defaults: dict[str, Any] = {}
-    for node in ast.parse(cells[0].source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        value = getattr(node, "value", None)
-        for target in targets:
-            if isinstance(target, ast.Name):
-                try:
-                    defaults[target.id] = ast.literal_eval(value) if value else None
-                except (ValueError, TypeError, SyntaxError):
-                    defaults[target.id] = ast.unparse(value)
-    return defaults
-
-
-def parse_value(text: str) -> Any:
-    """A command-line parameter value: int, float, bool, None, else the string itself."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
-
-
-def check_parameters(ch: Chapter, defaults: dict[str, Any], params: dict[str, Any]) -> None:
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        valid = ", ".join(sorted(defaults)) or "none (no cell tagged 'parameters')"
-        raise BookError(f"unknown parameter {unknown[0]!r} for chapter {ch.name}; valid: {valid}")
-
-
 class Executor:
     """Executes chapters into ``<root>/_build/executed/<profile>/`` with a content-hash cache."""
 
@@ -192,6 +87,7 @@ class Executor:
         self.root = root.resolve()
         self.progress = progress
         self._facts: dict[str, Any] | None = None
+        self._inputs: dict[str, dict[str, Any]] = {}
 
     def executed_dir(self, profile: str) -> Path:
         return self.root / BUILD / "executed" / profile
@@ -199,17 +95,36 @@ class Executor:
     def target(self, ch: Chapter, profile: str) -> Path:
         return self.executed_dir(profile) / f"{ch.name}.ipynb"
 
-    def digest(self, ch: Chapter, profile: str, params: dict[str, Any]) -> str:
+    def digest(
+        self, ch: Chapter, profile: str, params: dict[str, Any], defaults: dict | None = None
+    ) -> str:
+        """The chapter's cache key: source, parameters, library modules, lock file, and the
+        inputs it reads from outside them (:func:`bookcache.chapter_inputs`)."""
         lock = self.root / "requirements-lock.txt"
         source = ch.path.read_text()
-        return meta.content_hash(source, profile, params, lib_dir=LIB_DIR, extra=[lock])
+        if defaults is None:
+            defaults = parameter_defaults(read_notebook(ch.path))
+        library = meta.library_files(source, LIB_DIR)
+        inputs = cache.chapter_inputs(source, library, LIB_DIR, {**defaults, **params})
+        self._inputs[ch.name] = inputs
+        return meta.content_hash(
+            source, profile, params, lib_dir=LIB_DIR, extra=[lock], inputs=inputs
+        )
 
-    def is_current(self, ch: Chapter, profile: str, params: dict[str, Any]) -> bool:
+    def reuse_problem(self, ch: Chapter, profile: str, digest: str) -> str | None:
+        """Why the cached execution of ``ch`` cannot be reused (``None``: it can)."""
         target = self.target(ch, profile)
         stamp = target.with_suffix(".hash")
         if not (target.is_file() and stamp.is_file()):
-            return False
-        return stamp.read_text().strip() == self.digest(ch, profile, params)
+            return "not executed yet"
+        if stamp.read_text().strip() != digest:
+            return "its inputs changed"
+        return cache.check_executed(
+            target, digest=digest, chapter=ch.name, profile=profile, key=meta.META_KEY
+        )
+
+    def is_current(self, ch: Chapter, profile: str, params: dict[str, Any]) -> bool:
+        return self.reuse_problem(ch, profile, self.digest(ch, profile, params)) is None
 
     def execute(
         self, ch: Chapter, profile: str, overrides: dict[str, Any] | None = None, *, force=False
@@ -222,31 +137,38 @@ class Executor:
         params = {"profile": check_profile(profile), **(overrides or {})}
         check_parameters(ch, defaults, params)
         target = self.target(ch, profile)
-        digest = self.digest(ch, profile, params)
-        if not force and self.is_current(ch, profile, params):
+        digest = self.digest(ch, profile, params, defaults)
+        problem = None if force else self.reuse_problem(ch, profile, digest)
+        if not force and problem is None:
             return Outcome(ch, "cached", target)
+        if problem == "its inputs changed":
+            print(f"[book] {ch.name}: its inputs changed since the cached execution", flush=True)
+        elif problem and problem != "not executed yet":
+            print(f"[book] {ch.name}: the cached notebook is unusable ({problem})", flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{ch.name}.partial.ipynb")
+        partial = cache.partial_path(target)
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiet debugpy in kernels
         print(f"[book] executing {ch.name} at profile {profile!r} {params}", flush=True)
         start = time.perf_counter()
+        load = os.getloadavg()[0]
         try:
-            pm.execute_notebook(
-                nb,
-                str(partial),
-                parameters=params,
-                kernel_name="python3",
-                language="python",
-                cwd=str(ch.path.parent),
-                progress_bar=self.progress,
-                log_output=False,
-            )
+            with cache.temporary_files_in(cache.runtime_dir(self.root)):
+                pm.execute_notebook(
+                    nb,
+                    str(partial),
+                    parameters=params,
+                    kernel_name="python3",
+                    language="python",
+                    cwd=str(ch.path.parent),
+                    progress_bar=self.progress,
+                    log_output=False,
+                )
         except pm.PapermillExecutionError as err:
             where = _locate_cell(ch, nb, err.source)
             return self._failed(ch, profile, partial, f"{where}: {err.ename}: {err.evalue}")
         except Exception as err:  # the kernel died, would not start, ...
             return self._failed(ch, profile, partial, f"{type(err).__name__}: {err}")
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM (main() turns it into KeyboardInterrupt)
             partial.unlink(missing_ok=True)
             raise
         seconds = time.perf_counter() - start
@@ -260,9 +182,14 @@ class Executor:
             digest=digest,
             facts=self.facts(),
         )
-        _finalise(partial, record)
-        partial.replace(target)
-        target.with_suffix(".hash").write_text(digest + "\n")
+        record["inputs"] = self._inputs[ch.name]
+        record["load_average"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        try:
+            _finalise(partial, record)
+            partial.replace(target)
+            cache.atomic_write(target.with_suffix(".hash"), digest + "\n")
+        finally:
+            partial.unlink(missing_ok=True)
         print(f"[book] {ch.name}: executed in {seconds:.1f} s -> {target}", flush=True)
         return Outcome(ch, "executed", target, seconds)
 
@@ -272,14 +199,22 @@ class Executor:
         return self._facts
 
     def _failed(self, ch: Chapter, profile: str, partial: Path, what: str) -> Outcome:
+        """Keep the failed notebook for inspection; publish nothing stale of the chapter."""
         failed = self.root / BUILD / "failed" / profile / f"{ch.name}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
         if partial.exists():
             partial.replace(failed)
-        (self.root / "notebooks" / f"{ch.name}.ipynb").unlink(missing_ok=True)  # never publish
+        target = self.target(ch, profile)
+        stale = [target, target.with_suffix(".hash"), self.root / "notebooks" / f"{ch.name}.ipynb"]
+        stale += cache.stale_pages(self.root, ch.name)  # the page of an earlier build
+        for path in stale:
+            path.unlink(missing_ok=True)
         message = f"chapter {ch.name} failed at {what}"
         if failed.exists():
             message += f"\n    (the notebook as far as it ran: {failed})"
+        pages = [p.relative_to(self.root).as_posix() for p in stale[3:]]
+        if pages:
+            message += f"\n    (removed its stale rendered page: {', '.join(pages)})"
         return Outcome(ch, "failed", failed if failed.exists() else None, error=message)
 
 
@@ -317,7 +252,7 @@ def write_reproducibility(root: Path, chapters: list[Chapter], profile: str) -> 
             others[prof] = [r for r in recs if r]
     page = root / "book" / "reproducibility.md"
     page.parent.mkdir(exist_ok=True)
-    text = meta.render_reproducibility([r for r in records if r], profile, others)
+    text = bookpage.render_reproducibility([r for r in records if r], profile, others)
     meta.write_if_changed(page, text)
     return page
 
@@ -336,6 +271,9 @@ def build(root: Path, profile: str, *, force=False, only=None, html=True) -> int
     chapters = book_chapters(root)
     selected = [resolve_chapter(root, s) for s in only] if only else chapters
     executor = Executor(root)
+    swept = cache.sweep(root, profile)
+    if swept:
+        print(f"[book] removed {len(swept)} file(s) a killed build left: {swept[0].name} ...")
     start = time.perf_counter()
     outcomes = [executor.execute(ch, profile, force=force) for ch in selected]
     for o in outcomes:
@@ -364,7 +302,7 @@ def build(root: Path, profile: str, *, force=False, only=None, html=True) -> int
         return code or 1
     print(f"[book] {describe_weight(index.parent)}")
     stamp = {"profile": profile, "chapters": [ch.name for ch in chapters], "built_at": time.time()}
-    (root / BUILD / "site.json").write_text(json.dumps(stamp, indent=1) + "\n")
+    cache.atomic_write(root / BUILD / "site.json", json.dumps(stamp, indent=1) + "\n")
     print(f"[book] built {index}")
     return 0
 
@@ -414,8 +352,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    """SIGTERM behaves as Ctrl-C: the kernel is shut down and partial files are removed."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         if args.command == "build":
             html = not args.no_html
@@ -427,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("[book] interrupted: partial files removed, the cache is unchanged", file=sys.stderr)
+        return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ which the second-moment formula of chapter 05 predicts directly.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .checks import check_matrix
+from .checks import check_matrix, check_positive_int
+from .hessian import check_memory
 
 __all__ = [
     "block_norms",
@@ -49,6 +51,10 @@ class BlockLayout:
     def __post_init__(self) -> None:
         if len(self.sizes) != len(self.names):
             raise ValueError(f"sizes has {len(self.sizes)} entries but names has {len(self.names)}")
+        if not self.sizes:
+            raise ValueError("sizes must hold at least one block")
+        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in self.sizes):
+            raise TypeError(f"sizes must be integers, got {self.sizes}")
         if any(int(s) <= 0 for s in self.sizes):
             raise ValueError(f"block sizes must be positive, got {self.sizes}")
         expected = 0
@@ -148,6 +154,9 @@ def block_norms(H: torch.Tensor, layout: BlockLayout, *, chunk_rows: int = 2048)
         Tensor of shape ``(B, B)`` (float64) with ``B = layout.num_blocks``.
     """
     _check_square(H, layout)
+    chunk_rows = check_positive_int("chunk_rows", chunk_rows)
+    r = min(chunk_rows, H.shape[0])
+    check_memory(3 * r * (H.shape[0] + 1) * 8, what=f"{r} squared rows of H", device=H.device)
     off = torch.tensor(layout.offsets, device=H.device)
     B = layout.num_blocks
     sq = torch.zeros(B, B, dtype=torch.float64, device=H.device)
@@ -205,10 +214,15 @@ def block_ratio(H: torch.Tensor, layout: BlockLayout, *, group: str | None = Non
 def diag_mass_fraction(H: torch.Tensor, layout: BlockLayout) -> float:
     """Fraction of ``||H||_F²`` carried by the diagonal blocks of ``layout``."""
     norms = block_norms(H, layout)
-    return float(norms.diagonal().pow(2).sum() / norms.pow(2).sum())
+    total = norms.pow(2).sum()
+    if float(total) == 0.0:
+        raise ValueError("H is zero: the diagonal mass fraction is undefined")
+    return float(norms.diagonal().pow(2).sum() / total)
 
 
 def _check_square(H: torch.Tensor, layout: BlockLayout) -> None:
+    if not isinstance(layout, BlockLayout):
+        raise TypeError(f"layout must be a BlockLayout, got {type(layout).__name__}")
     check_matrix("H", H)
     P = layout.num_params
     if H.shape != (P, P):

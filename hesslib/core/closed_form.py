@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_labels, check_loss, check_matrix, check_num_classes, check_positive_int
+from .checks import check_like, check_matrix, check_net_inputs, check_positive_int, check_shape
 from .hessian import check_memory
 from .models import LinearNet, OneHiddenNet
 
@@ -85,18 +85,16 @@ def output_residuals(F: torch.Tensor, y: torch.Tensor, loss: str):
     return F - onehot, None
 
 
-def _check_inputs(X, y, num_classes, loss, params: dict[str, torch.Tensor]) -> None:
-    check_matrix("X", X)
-    check_num_classes(num_classes)
-    check_labels(y, X.shape[0], num_classes)
-    check_loss(loss)
-    for name, P in params.items():
-        check_matrix(name, P)
-        if P.dtype != X.dtype or P.device != X.device:
-            raise TypeError(
-                f"{name} must have X's dtype/device ({X.dtype}, {X.device}), "
-                f"got ({P.dtype}, {P.device})"
-            )
+def _check_bytes(X, result: int, work: int, what: str, max_bytes: int | None) -> None:
+    """The memory guard: the ``result`` entries alone, then with the ``work`` entries too."""
+    size = X.element_size()
+    check_memory(result * size, what=what, device=X.device, max_bytes=max_bytes)
+    check_memory(
+        (result + work) * size,
+        what=f"{what} with its intermediates",
+        device=X.device,
+        max_bytes=max_bytes,
+    )
 
 
 def _weighted_gram_sym(B: torch.Tensor, out: torch.Tensor, *, scale: float, chunk: int = 1024):
@@ -150,17 +148,9 @@ def linear_hessian(
         ``H`` of shape ``(C d, C d)``: C class blocks of size d. For MSE the off-diagonal blocks
         are exactly zero.
     """
-    _check_inputs(X, y, V.shape[0] if isinstance(V, torch.Tensor) else 0, loss, {"V": V})
-    if V.shape[1] != X.shape[1]:
-        raise ValueError(f"V must have shape (C, {X.shape[1]}) to match X, got {tuple(V.shape)}")
-    C, d = V.shape
+    N, d, _, C = check_net_inputs(X, None, V, loss=loss, y=y)
     P = C * d
-    check_memory(
-        P * P * X.element_size(),
-        what=f"a dense {P}x{P} Hessian",
-        device=X.device,
-        max_bytes=max_bytes,
-    )
+    _check_bytes(X, P * P, 2 * N * P + 3 * N * C, f"a dense {P}x{P} Hessian", max_bytes)
     _, p = output_residuals(X @ V.T, y, loss)
     H = torch.empty(P, P, dtype=X.dtype, device=X.device)
     return _class_blocks(X, p, C, H)
@@ -191,21 +181,10 @@ def one_hidden_hessian(
     Returns:
         :class:`HessianBlocks` whose ``Hww``, ``Hwv`` and ``Hvv`` are views of ``dense``.
     """
-    C = V.shape[0] if isinstance(V, torch.Tensor) and V.ndim == 2 else 0
-    _check_inputs(X, y, C, loss, {"W": W, "V": V})
-    N, d = X.shape
-    m = W.shape[0]
-    if W.shape[1] != d or V.shape[1] != m:
-        raise ValueError(
-            f"W must be (m, {d}) and V (C, m): got W {tuple(W.shape)}, V {tuple(V.shape)}"
-        )
+    N, d, m, C = check_net_inputs(X, W, V, loss=loss, y=y)
     Pw, Pv = m * d, C * m
-    check_memory(
-        (Pw + Pv) ** 2 * X.element_size(),
-        what=f"a dense {Pw + Pv}x{Pw + Pv} Hessian",
-        device=X.device,
-        max_bytes=max_bytes,
-    )
+    P = Pw + Pv
+    _check_bytes(X, P * P, _work(N, d, m, C), f"a dense {P}x{P} Hessian", max_bytes)
     D, A = relu_features(X, W)  # (N, m) each
     g, p = output_residuals(A @ V.T, y, loss)  # (N, C)
     H = torch.empty(Pw + Pv, Pw + Pv, dtype=X.dtype, device=X.device)
@@ -216,6 +195,12 @@ def one_hidden_hessian(
     _fill_hwv(X, D, A, V, g, p, Hwv, include_rest=True, include_residual=True)
     H[Pw:, :Pw] = Hwv.T
     return HessianBlocks(Hww, Hwv, Hvv, H)
+
+
+def _work(N: int, d: int, m: int, C: int) -> int:
+    """Entries of the closed forms' intermediates (a bound): ``(N, m, m)``, ``(N, m, d)``,
+    ``(N, C m)`` arrays and one ``1024²`` Gram tile."""
+    return N * (4 * m + 2 * C + m * m + 2 * m * d + 2 * C * m) + 1024 * 1024
 
 
 def _fill_hww(X, D, V, p, out):
@@ -269,17 +254,20 @@ def hwv_decomposition(
     V: torch.Tensor,
     *,
     loss: str = "ce",
+    max_bytes: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``H_wv`` into the residual term (one non-zero column per block) and the rest.
+
+    Arguments as in :func:`one_hidden_hessian` (``max_bytes``: budget for the two results).
 
     Returns:
         ``(residual, rest)``, each ``(m d, C m)``, with ``H_wv = residual + rest``. In block
         ``(k, c)`` only column ``k`` of ``residual`` is non-zero and equals
         ``(1/N) Σ_n g_{nc} D_{nk} x_n`` (``g = p − e_y`` for CE).
     """
-    C = V.shape[0] if isinstance(V, torch.Tensor) and V.ndim == 2 else 0
-    _check_inputs(X, y, C, loss, {"W": W, "V": V})
-    m, d = W.shape
+    N, d, m, C = check_net_inputs(X, W, V, loss=loss, y=y)
+    what = f"two dense {m * d}x{C * m} blocks"
+    _check_bytes(X, 2 * m * d * C * m, _work(N, d, m, C), what, max_bytes)
     D, A = relu_features(X, W)
     g, p = output_residuals(A @ V.T, y, loss)
     residual = torch.empty(m * d, C * m, dtype=X.dtype, device=X.device)
@@ -314,17 +302,17 @@ def hidden_layer_hessian(
     V: torch.Tensor,
     *,
     loss: str = "ce",
+    max_bytes: int | None = None,
 ) -> torch.Tensor:
     r"""Dense ``H_ww`` ``(m d, m d)`` alone: ``H_{w_kw_l} = (1/N) Σ_n c^{kl}_n x_n x_nᵀ``.
 
     ``c^{kl}_n = (Vᵀ S_n V)_{kl} D_{nk} D_{nl}`` (:mod:`hesslib.core.block_ratios`).
     Cost ``N m² d² / 2``; the
-    ``(C m)²`` output block is never formed, so ``C`` can be large.
+    ``(C m)²`` output block is never formed, so ``C`` can be large. Arguments as in
+    :func:`one_hidden_hessian` (no labels: ``H_ww`` does not depend on them).
     """
-    check_matrix("X", X)
-    check_loss(loss)
-    d = X.shape[1]
-    m = W.shape[0]
+    N, d, m, C = check_net_inputs(X, W, V, loss=loss)
+    _check_bytes(X, (m * d) ** 2, _work(N, d, m, C), f"a dense {m * d}x{m * d} H_ww", max_bytes)
     D, A = relu_features(X, W)
     p = torch.softmax(A @ V.T, dim=1) if loss == "ce" else None
     H = torch.empty(m * d, m * d, dtype=X.dtype, device=X.device)
@@ -338,19 +326,20 @@ def output_layer_hessian(
     *,
     loss: str = "ce",
     classes: int | None = None,
+    max_bytes: int | None = None,
 ) -> torch.Tensor:
     r"""``H_vv`` restricted to the first ``classes`` class blocks (all by default).
 
     ``H_{v_iv_j} = (1/N) Σ_n S_n[i, j] a_n a_nᵀ`` for ``i, j < classes``: a principal sub-matrix
     of size ``(classes·m)²``, so a 1000-class output layer can be looked at without its
-    ``(1000 m)²`` Hessian.
+    ``(1000 m)²`` Hessian. Arguments as in :func:`one_hidden_hessian`.
     """
-    check_matrix("X", X)
-    check_loss(loss)
-    m, C = W.shape[0], V.shape[0]
+    N, d, m, C = check_net_inputs(X, W, V, loss=loss)
     K = C if classes is None else check_positive_int("classes", classes)
     if K > C:
         raise ValueError(f"classes must be <= C = {C}, got {K}")
+    what = f"a dense {K * m}x{K * m} H_vv"
+    _check_bytes(X, (K * m) ** 2, _work(N, d, m, C), what, max_bytes)
     _, A = relu_features(X, W)  # (N, m)
     p = torch.softmax(A @ V.T, dim=1)[:, :K] if loss == "ce" else None  # (N, K)
     H = torch.empty(K * m, K * m, dtype=X.dtype, device=X.device)
@@ -358,7 +347,11 @@ def output_layer_hessian(
 
 
 def two_layer_hessian(
-    W: torch.Tensor, V: torch.Tensor, Y: torch.Tensor | None = None
+    W: torch.Tensor,
+    V: torch.Tensor,
+    Y: torch.Tensor | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> torch.Tensor:
     r"""Dense Hessian of ``½ ||V W − Y||_F²`` (fully connected, ``X = I``), in closed form.
 
@@ -373,14 +366,22 @@ def two_layer_hessian(
         W: ``(m, d)``.
         V: ``(C, m)``.
         Y: ``(C, d)`` targets (default zero).
+        max_bytes: memory budget (default 80 % of what is free).
 
     Returns:
         ``H`` of shape ``(m d + C m, m d + C m)`` in the book's parameter order.
     """
+    for name, A in (("W", W), ("V", V), ("Y", Y)):
+        if A is not None or name != "Y":
+            check_matrix(name, A, nonempty=True)
+            check_like(name, A, "W", W)
     m, d = W.shape
     C = V.shape[0]
-    if V.shape[1] != m:
-        raise ValueError(f"V must have shape (C, {m}), got {tuple(V.shape)}")
+    check_shape("V", V, ("C", m), "to match W")
+    if Y is not None:
+        check_shape("Y", Y, (C, d), "to match V and W")
+    P = m * d + C * m
+    _check_bytes(W, P * P, 3 * P * P, f"a dense {P}x{P} Hessian", max_bytes)
     R = V @ W - (torch.zeros(C, d, dtype=W.dtype, device=W.device) if Y is None else Y)  # (C, d)
     Hww = torch.kron(V.T @ V, torch.eye(d, dtype=W.dtype, device=W.device))  # (m d, m d)
     Hvv = torch.kron(torch.eye(C, dtype=W.dtype, device=W.device), W @ W.T)  # (C m, C m)

@@ -34,8 +34,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_matrix, check_num_classes, check_positive_int
+from .checks import (
+    check_device,
+    check_dtype,
+    check_matrix,
+    check_num_classes,
+    check_positive_int,
+)
 from .device import default_device, make_generator
+from .hessian import check_memory
 
 __all__ = [
     "class_pair_grams",
@@ -152,12 +159,22 @@ class OutputBlockStats:
     intuition_ratio: float
 
 
-def _check_pair(A: torch.Tensor, P: torch.Tensor) -> None:
-    check_matrix("A", A)
-    check_matrix("P", P)
+def _check_pair(A: torch.Tensor, P: torch.Tensor, per_sample: int) -> None:
+    """Check features ``A`` ``(N, d)`` and probabilities ``P`` ``(N, C)``, and that the
+    ``(N, N)`` float64 Grams and ``per_sample`` further entries per row fit in memory."""
+    check_matrix("A", A, nonempty=True)
+    check_matrix("P", P, nonempty=True)
     if P.shape[0] != A.shape[0]:
         raise ValueError(f"P must have N = {A.shape[0]} rows like A, got shape {tuple(P.shape)}")
     check_num_classes(int(P.shape[1]))
+    if bool((P < 0).any()) or bool((P > 1).any()):
+        raise ValueError("P must hold probabilities (entries in [0, 1])")
+    _check_grams(A.shape[0], per_sample, A.device)
+
+
+def _check_grams(N: int, per_sample: int, device) -> None:
+    """The memory guard for four ``(N, N)`` float64 Grams and ``per_sample`` entries a row."""
+    check_memory(8 * N * (4 * N + per_sample), what=f"{N}x{N} Gram matrices", device=device)
 
 
 @torch.no_grad()
@@ -178,15 +195,9 @@ def output_block_norms_gram(
     Returns:
         ``(k, k)`` float64 tensor of block norms.
     """
-    _check_pair(A, P)
-    C = P.shape[1]
-    idx = (
-        torch.arange(C, device=P.device)
-        if classes is None
-        else torch.as_tensor(classes, device=P.device).long()
-    )
-    if idx.ndim != 1 or idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= C:
-        raise ValueError(f"classes must be a non-empty 1-D index set into [0, {C})")
+    C = check_matrix("P", P, nonempty=True).shape[1]
+    idx = torch.arange(C, device=P.device) if classes is None else _class_index(classes, P, C)
+    _check_pair(A, P, 3 * idx.numel() ** 2)
     N, k = A.shape[0], idx.numel()
     A64, p = A.to(torch.float64), P[:, idx].to(torch.float64)  # (N, k)
     K = squared_gram(A64)  # (N, N)
@@ -194,6 +205,19 @@ def output_block_norms_gram(
     Z = S.reshape(N, k * k)  # (N, k²)
     sq = ((K @ Z) * Z).sum(0) / N**2  # (k²,)
     return sq.clamp(min=0).sqrt().reshape(k, k)
+
+
+def _class_index(classes, P: torch.Tensor, C: int) -> torch.Tensor:
+    """``classes`` as a non-empty 1-D index tensor into ``[0, C)``."""
+    try:
+        idx = torch.as_tensor(classes, device=P.device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"classes must be a sequence of class indices, got {classes!r}") from err
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise TypeError(f"classes must hold integer class indices, got dtype {idx.dtype}")
+    if idx.ndim != 1 or idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= C:
+        raise ValueError(f"classes must be a non-empty 1-D index set into [0, {C})")
+    return idx.long()
 
 
 def _stats(diag_sum, off_sum, diag_pred, off_pred, C) -> OutputBlockStats:
@@ -236,8 +260,8 @@ def output_block_stats_gram(
         P: softmax probabilities ``(N, C)`` (rows sum to 1).
         chunk: classes per GEMM.
     """
-    _check_pair(A, P)
     chunk = check_positive_int("chunk", chunk)
+    _check_pair(A, P, 2 * min(chunk, check_matrix("P", P).shape[1]))
     chunks = (P[:, c0 : c0 + chunk].to(torch.float64) for c0 in range(0, P.shape[1], chunk))
     return _class_gram_sums(A, chunks)
 
@@ -274,7 +298,9 @@ def lm_head_block_stats(
     check_positive_int("d", d)
     C = check_num_classes(num_classes)
     chunk = check_positive_int("chunk", chunk)
-    device = torch.device(device) if device is not None else default_device()
+    check_dtype("dtype", dtype)
+    device = check_device("device", device) or default_device()
+    _check_grams(N, d + 3 * min(chunk, C), device)
     gen = make_generator(seed)
     A = torch.randn(N, d, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
     v_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))

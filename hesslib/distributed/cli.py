@@ -16,8 +16,11 @@ Rank 0 writes the nodes and weights of every block with the settings
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -51,26 +54,82 @@ def build_parser() -> argparse.ArgumentParser:
         help="data: samples split, one all_reduce per step; probe: probes split",
     )
     p.add_argument("--partition", choices=PARTITIONS, default="module")
-    p.add_argument("--steps", type=int, help="Lanczos steps (default: the profile's)")
-    p.add_argument("--probes", type=int, help="probes per block (default: the profile's)")
-    p.add_argument("--N", type=int, help="number of samples/windows (default: the profile's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_count, help="Lanczos steps (default: the profile's)")
+    p.add_argument("--probes", type=_count, help="probes per block (default: the profile's)")
+    p.add_argument("--N", type=_count, help="number of samples/windows (default: the profile's)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument(
         "--dtype",
         choices=("float64", "float32"),
         default="float64",
         help="dtype of the model and HVPs (Lanczos itself runs in float64)",
     )
-    p.add_argument("--chunk-size", type=int, help="columns per vectorised HVP (bounds memory)")
+    p.add_argument("--chunk-size", type=_count, help="columns per vectorised HVP (bounds memory)")
     p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=1800.0,
         help="seconds a collective may wait for the other ranks",
     )
+    p.add_argument(
+        "--rendezvous-timeout",
+        type=_seconds,
+        default=60.0,
+        help="seconds every rank waits for the others to start",
+    )
     p.add_argument("--out", help="output file (default spectra_<model>_<profile>.pt)")
     return ap
+
+
+def _int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+_count, _seed = _int_at_least(1), _int_at_least(0)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def _output_path(args) -> Path:
+    """``--out`` (or its default), checked before any work: its folder exists and is
+    writable, and it is not itself a folder.
+
+    Raises:
+        ValueError: naming ``--out`` and what is wrong.
+    """
+    out = Path(args.out or f"spectra_{args.model}_{args.profile}.pt")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"argument --out: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"argument --out: the directory {folder} is not writable")
+    if out.is_dir():
+        raise ValueError(f"argument --out: {out} is a directory, not a file name")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ValueError(f"argument --out: {out} exists and is not writable")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status, 0.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.out = str(_output_path(args))
+    except ValueError as err:
+        parser.error(str(err))  # exits with status 2, before any computation
     device = init_distributed(
-        backend=None if args.backend == "auto" else args.backend, timeout=args.timeout
+        backend=None if args.backend == "auto" else args.backend,
+        timeout=args.timeout,
+        rendezvous_timeout=args.rendezvous_timeout,
     )
     rank = rank_and_world_size()[0]
     try:
@@ -138,7 +204,7 @@ def _write(args, cfg, problem, results, *, stats: dict, seconds: float, device) 
         device: this rank's device.
     """
     layout, size = problem.layout, rank_and_world_size()[1]
-    out = args.out or f"spectra_{args.model}_{args.profile}.pt"
+    out = args.out
     settings = dict(
         vars(cfg),  # the model's name and settings
         mode=args.mode,

@@ -30,9 +30,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..core.checks import check_positive_int
+from ..core.checks import check_positive_int, check_real
 from ..core.device import default_device
 from ..core.hessian import flat_loss, hvp
+from .rendezvous import wait_for_ranks
 
 __all__ = [
     "all_reduce_sum",
@@ -49,6 +50,7 @@ __all__ = [
 
 MODES = ("data", "probe")
 _DEFAULT_TIMEOUT = timedelta(minutes=30)
+_RENDEZVOUS_TIMEOUT = timedelta(seconds=60)
 _STATE: dict = {"timeout": None}
 
 
@@ -75,8 +77,19 @@ def _env_int(name: str, default: int | None = None) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+def _seconds(name: str, value: timedelta | float | None, default: timedelta) -> timedelta:
+    """A positive duration from a ``timedelta`` or seconds (``None``: ``default``)."""
+    if value is None:
+        return default
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return timedelta(seconds=check_real(name, seconds, positive=True))
+
+
 def init_distributed(
-    *, backend: str | None = None, timeout: timedelta | float | None = None
+    *,
+    backend: str | None = None,
+    timeout: timedelta | float | None = None,
+    rendezvous_timeout: timedelta | float | None = None,
 ) -> torch.device:
     """Join the process group that ``torchrun`` describes, or stay single-process.
 
@@ -84,20 +97,26 @@ def init_distributed(
     ``WORLD_SIZE`` (a plain ``python`` run) nothing is initialised and every function of this
     module behaves as world size 1. Calling it again returns the same device.
 
+    Every rank first checks in at the rendezvous store and waits at most
+    ``rendezvous_timeout`` for the others (:func:`~hesslib.distributed.rendezvous.wait_for_ranks`),
+    so a rank that never started is reported in seconds, naming the ranks that arrived.
+
     Args:
         backend: ``"gloo"`` or ``"nccl"``; default NCCL when CUDA GPUs are present, else gloo.
         timeout: how long a collective may wait for the other ranks (``timedelta`` or seconds;
             default 30 min — set it above the time of one Hessian-vector product).
+        rendezvous_timeout: how long to wait for every rank to start (default 60 s).
 
     Returns:
         The device this rank computes on: ``cuda:LOCAL_RANK`` with NCCL, else the CPU.
 
     Raises:
-        ValueError: malformed ``WORLD_SIZE``/``RANK``, an unknown backend, or more processes
-            per node than GPUs with NCCL.
+        ValueError: malformed ``WORLD_SIZE``/``RANK``, an unknown backend, a non-positive
+            timeout, or more processes per node than GPUs with NCCL.
+        DistributedError: a rank did not arrive within ``rendezvous_timeout``.
     """
-    if timeout is not None and not isinstance(timeout, timedelta):
-        timeout = timedelta(seconds=float(timeout))
+    timeout = _seconds("timeout", timeout, _DEFAULT_TIMEOUT)
+    rendezvous_timeout = _seconds("rendezvous_timeout", rendezvous_timeout, _RENDEZVOUS_TIMEOUT)
     if dist.is_available() and dist.is_initialized():
         return local_device()
     if "WORLD_SIZE" not in os.environ:
@@ -123,10 +142,16 @@ def init_distributed(
             )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    timeout = timeout or _DEFAULT_TIMEOUT
     _STATE["timeout"] = timeout
+    try:
+        store = wait_for_ranks(rank, world_size, rendezvous_timeout)
+    except (TimeoutError, ConnectionError) as exc:
+        raise DistributedError(str(exc)) from exc
+    store.set_timeout(timeout)
     kwargs = {"device_id": device} if backend == "nccl" else {}
-    dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=timeout, **kwargs)
+    dist.init_process_group(
+        backend, store=store, rank=rank, world_size=world_size, timeout=timeout, **kwargs
+    )
     return device
 
 

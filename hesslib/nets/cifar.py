@@ -4,16 +4,11 @@ Fig. 1 of arXiv 2505.02809 uses N = 128 CIFAR-100 training images (d = 3 · 32 �
 C = 100 fine classes). :func:`cifar100` reads them from the archive its authors publish,
 ``cifar-100-python.tar.gz`` (Krizhevsky, 2009), after checking its MD5 checksum.
 
-Where the archive is looked for, in order:
+Where the archive is looked for, and how files are checked and downloaded:
+:mod:`hesslib.nets.cifar_files`.
 
-1. the ``root`` argument (a directory, or the archive file itself);
-2. the environment variable ``HESSLIB_CIFAR100`` (same meaning);
-3. the user cache directory: ``platformdirs.user_cache_dir("hesslib")/cifar100`` when
-   platformdirs is installed, else ``$XDG_CACHE_HOME/hesslib/cifar100`` (``~/.cache/...``).
-
-A directory may hold the archive or the extracted ``cifar-100-python/`` folder. Nothing is
-downloaded unless asked — ``download=True`` or ``HESSLIB_DOWNLOAD=1``, as torchvision's
-``download=False`` default — and a download has a short timeout. When no data can be had,
+Nothing is downloaded unless asked — ``download=True`` or ``HESSLIB_DOWNLOAD=1``, as
+torchvision's ``download=False`` default — and a download has a deadline. When no data can be had,
 :func:`cifar100` returns (``fallback=True``) a Gaussian stand-in of the same shape whose
 ``is_standin`` flag, ``name`` and ``note`` say so and why; a chapter glues ``note`` into its
 text so the rendered page states which data it used.
@@ -21,24 +16,34 @@ text so the rendered page states which data it used.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
-import shutil
 import tarfile
-import tempfile
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..core.checks import check_positive_int
+from ..core.checks import check_device, check_dtype, check_positive_int
 from ..core.data import Dataset
 from ..core.device import default_device, make_generator
+from .cifar_files import (
+    CIFAR100_ENV,
+    CIFAR100_MD5,
+    CIFAR100_URL,
+    DOWNLOAD_ENV,
+    FOLDER_NAME,
+    ChecksumError,
+    cifar100_cache_dir,
+    download_cifar100,
+    download_requested,
+    file_md5,
+    find_cifar100,
+    verify_cifar100,
+)
 
 __all__ = [
     "CIFAR100_ENV",
@@ -55,18 +60,8 @@ __all__ = [
     "read_cifar100",
 ]
 
-CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
-CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"  # published with the archive
-CIFAR100_ENV = "HESSLIB_CIFAR100"
-DOWNLOAD_ENV = "HESSLIB_DOWNLOAD"
-ARCHIVE_NAME = "cifar-100-python.tar.gz"
-FOLDER_NAME = "cifar-100-python"
 IMAGE_SHAPE = (3, 32, 32)  # channel-major rows: 1024 red, 1024 green, 1024 blue values
 NUM_CLASSES = 100
-
-
-class ChecksumError(ValueError):
-    """The archive's MD5 checksum is not the published one (corrupt or wrong file)."""
 
 
 @dataclass(frozen=True)
@@ -84,103 +79,6 @@ class CifarData(Dataset):
     note: str = ""
     indices: tuple[int, ...] | None = None
     class_names: tuple[str, ...] = ()
-
-
-def cifar100_cache_dir() -> Path:
-    """The user cache directory where a downloaded archive is kept."""
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:  # platformdirs is optional
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hesslib"
-    else:
-        base = Path(user_cache_dir("hesslib", appauthor=False))
-    return base / "cifar100"
-
-
-def file_md5(path: str | os.PathLike, *, chunk: int = 2**20) -> str:
-    """Hex MD5 digest of a file, read in chunks."""
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _env_flag(name: str) -> bool:
-    """Whether the environment variable ``name`` is set to 1, true, yes or on."""
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def find_cifar100(root: str | os.PathLike | None = None) -> Path | None:
-    """The first archive or extracted folder found (see the module docstring), else ``None``.
-
-    Returns:
-        The path of ``cifar-100-python.tar.gz`` (or of an archive file given directly), or of
-        an extracted ``cifar-100-python/`` folder holding ``train``, ``test`` and ``meta``.
-    """
-    env = os.environ.get(CIFAR100_ENV) or None
-    given = [Path(p).expanduser() for p in (root, env) if p is not None]
-    for cand in [*given, cifar100_cache_dir()]:  # in order of precedence
-        if cand.is_file():
-            return cand
-        if cand.is_dir():
-            if (cand / ARCHIVE_NAME).is_file():
-                return cand / ARCHIVE_NAME
-            for folder in (cand / FOLDER_NAME, cand):
-                if (folder / "train").is_file() and (folder / "meta").is_file():
-                    return folder
-    return None
-
-
-def download_cifar100(
-    directory: str | os.PathLike | None = None,
-    *,
-    url: str = CIFAR100_URL,
-    md5: str | None = CIFAR100_MD5,
-    timeout: float = 20.0,
-) -> Path:
-    """Download the archive into ``directory`` (default: the cache) and verify its checksum.
-
-    The file is written under a temporary name and renamed only once its MD5 matches, so an
-    interrupted or corrupt download never lands in the cache.
-
-    Args:
-        directory: where to keep ``cifar-100-python.tar.gz``.
-        url: the archive's address (the official Toronto URL by default).
-        md5: expected checksum (``None`` skips the check — for tests only).
-        timeout: seconds allowed for the connection and each read.
-
-    Returns:
-        The path of the verified archive.
-
-    Raises:
-        OSError: the network or the server failed (``urllib.error.URLError``, timeout).
-        ChecksumError: the downloaded file is not the published archive.
-    """
-    directory = Path(directory) if directory is not None else cifar100_cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / ARCHIVE_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".cifar100-", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out, length=2**20)
-        _verify(Path(tmp), md5)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
-
-
-def _verify(path: Path, md5: str | None) -> None:
-    if md5 is None:
-        return
-    got = file_md5(path)
-    if got != md5.lower():
-        raise ChecksumError(
-            f"{path} has MD5 {got}, expected {md5}: it is not the published CIFAR-100 archive "
-            f"(corrupt or partial download?). Delete it, or point {CIFAR100_ENV} at a good copy."
-        )
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -204,19 +102,37 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(raw: bytes) -> dict:
-    obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+def _unpickle(raw: bytes, where: object) -> dict:
+    """The dict pickled in ``raw`` (the file ``where``), NumPy arrays only."""
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except pickle.UnpicklingError as err:
+        if "refused" in str(err):
+            raise pickle.UnpicklingError(f"{where}: {err}") from err
+        raise ValueError(f"{where} is not a readable CIFAR-100 pickle (corrupt?): {err}") from err
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+        raise ValueError(
+            f"{where} is not a readable CIFAR-100 pickle (corrupt?): {type(err).__name__}: {err}"
+        ) from err
     if not isinstance(obj, dict):
-        raise ValueError(f"a CIFAR-100 file must hold a dict, got {type(obj).__name__}")
+        raise ValueError(f"{where}: a CIFAR-100 file must hold a dict, got {type(obj).__name__}")
     return obj
 
 
 def _read_members(source: Path, names: tuple[str, ...]) -> dict[str, dict]:
-    """Unpickled ``cifar-100-python/<name>`` files from an archive or an extracted folder."""
+    """Unpickled ``cifar-100-python/<name>`` files from an archive or an extracted folder.
+
+    Raises:
+        ValueError: a file is missing or is not a readable pickle (naming the file).
+        pickle.UnpicklingError: a file refers to objects other than NumPy arrays (refused).
+    """
     out = {}
     if source.is_dir():
         for name in names:
-            out[name] = _unpickle((source / name).read_bytes())
+            path = source / name
+            if not path.is_file():
+                raise ValueError(f"{source} has no file {name}")
+            out[name] = _unpickle(path.read_bytes(), path)
         return out
     with tarfile.open(source, "r:gz") as tar:
         for name in names:
@@ -226,7 +142,7 @@ def _read_members(source: Path, names: tuple[str, ...]) -> dict[str, dict]:
                 raise ValueError(f"{source} has no member {FOLDER_NAME}/{name}") from err
             if fh is None:
                 raise ValueError(f"{source}: {FOLDER_NAME}/{name} is not a file")
-            out[name] = _unpickle(fh.read())
+            out[name] = _unpickle(fh.read(), f"{source}:{FOLDER_NAME}/{name}")
     return out
 
 
@@ -237,9 +153,9 @@ def read_cifar100(
 
     Args:
         source: the archive (checked against ``md5``) or an extracted ``cifar-100-python/``
-            folder (not checked: it has no published checksum).
+            folder (its pickles checked against their published MD5s).
         split: ``"train"`` (50 000 images) or ``"test"`` (10 000).
-        md5: expected MD5 of an archive; ``None`` skips the check.
+        md5: expected MD5 of an archive; ``None`` skips the checks (archive and folder).
 
     Returns:
         ``(data, labels, class_names)``: ``data`` uint8 of shape ``(n, 3072)`` in the archive's
@@ -252,8 +168,7 @@ def read_cifar100(
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     source = Path(source)
-    if source.is_file():
-        _verify(source, md5)
+    verify_cifar100(source, md5)
     files = _read_members(source, (split, "meta"))
     batch, meta = files[split], files["meta"]
     try:
@@ -323,8 +238,10 @@ def cifar100(
         seed: which images are drawn (and the stand-in's noise).
         image_size: side of the images after average pooling each channel (32 = as stored;
             8 gives d = 192, for quick runs).
-        md5: expected checksum of the archive (the published one).
-        timeout: download timeout in seconds.
+        md5: expected checksum of the archive (the published one; an extracted folder's
+            pickles are checked against theirs); ``None`` checks nothing.
+        timeout: seconds a download may wait for the server at a time (the whole download
+            has the deadline of :func:`~hesslib.nets.download_cifar100`).
         device: where ``X`` and ``y`` live (default :func:`hesslib.default_device`).
         dtype: floating dtype of ``X``.
 
@@ -334,14 +251,17 @@ def cifar100(
         ``(n,)``, ``num_classes = 100``. Check ``is_standin``/``note`` before calling it CIFAR-100.
 
     Raises:
-        FileNotFoundError: no data and ``fallback=False``.
-        ChecksumError: an archive was found but is not the published one (never masked by
-            the fallback: a wrong file is an error, not missing data).
+        FileNotFoundError: no data and ``fallback=False``; or ``root``/``HESSLIB_CIFAR100``
+            names a location without the data (never masked by the fallback).
+        ChecksumError: an archive or extracted folder was found but is not the published one
+            (never masked by the fallback: a wrong file is an error, not missing data).
+        ValueError: a corrupt file (the message names it).
     """
     check_positive_int("n", n)
     _check_image_size(image_size)
-    device = torch.device(device) if device is not None else default_device()
-    download = _env_flag(DOWNLOAD_ENV) if download is None else bool(download)
+    check_dtype("dtype", dtype)
+    device = check_device("device", device) or default_device()
+    download = download_requested(download)
     source, reason = _locate(root, download=download, md5=md5, timeout=timeout)
     if source is None:
         if not fallback:
@@ -353,7 +273,7 @@ def cifar100(
     idx = torch.randperm(data.shape[0], generator=make_generator(seed))[:n].sort().values.numpy()
     X = _normalise(data[idx], image_size, dtype, device)
     y = torch.from_numpy(labels[idx]).to(device)
-    checked = "checksum verified" if source.is_file() and md5 is not None else "not checksummed"
+    checked = "checksum verified" if md5 is not None else "not checksummed"
     pooled = "" if image_size == 32 else f", average-pooled to {image_size}×{image_size}"
     note = (
         f"CIFAR-100 {split} split ({source.name}, {checked}): {n} images drawn with "

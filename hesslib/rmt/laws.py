@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import check_complex_upper
+from ..core.checks import as_float64, check_complex_upper, check_real
 from ..core.gram import sample_second_moment
+from ..core.hessian import check_memory
 
 __all__ = [
     "gmp_density",
@@ -37,14 +38,11 @@ _CHUNK = 2**21  # entries of the (grid × distinct λ) work array per chunk
 
 # ----------------------------------------------------------------------------- input checks
 def _real(x, name: str, *, ndim: int | None = None) -> torch.Tensor:
-    """Convert to a finite CPU float64 tensor or raise ``ValueError`` naming ``name``."""
-    try:
-        t = torch.as_tensor(x.detach() if isinstance(x, torch.Tensor) else x)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{name} must be array-like of real numbers, got {type(x)!r}") from err
-    if t.is_complex():
-        raise ValueError(f"{name} must be real, got a complex array")
-    t = t.to(device="cpu", dtype=torch.float64)
+    """Convert to a finite CPU float64 tensor or raise ``ValueError`` naming ``name``.
+
+    Lists and scalars are read in double precision (never rounded to float32 on the way).
+    """
+    t = as_float64(name, x)
     if ndim is not None and t.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
@@ -53,10 +51,7 @@ def _real(x, name: str, *, ndim: int | None = None) -> torch.Tensor:
 
 
 def _positive(value, name: str) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+    return check_real(name, value, positive=True)
 
 
 # ----------------------------------------------------------------------------- closed forms
@@ -142,6 +137,8 @@ def stieltjes_empirical(eigs, z) -> torch.Tensor:
     if e.ndim == 0 or e.shape[-1] == 0:
         raise ValueError(f"eigs must have a non-empty last dimension, got shape {tuple(e.shape)}")
     z = check_complex_upper(z)
+    what = f"the ({e.numel()} x {z.numel()}) resolvent terms"
+    check_memory(2 * 16 * e.numel() * z.numel(), what=what, device="cpu")
     zf = z.reshape(-1)  # (Z,)
     s = (1.0 / (e[..., None, :].to(torch.complex128) - zf[:, None])).mean(-1)  # (..., Z)
     return s.reshape(*e.shape[:-1], *z.shape)
@@ -326,6 +323,7 @@ def gmp_stieltjes(z, lam, *, gamma: float, tol: float = 1e-12) -> torch.Tensor:
         RuntimeError: if a point does not converge (never returns NaN).
     """
     g = _positive(gamma, "gamma")
+    tol = _positive(tol, "tol")
     z = check_complex_upper(z)
     vals, prob, scale = _gmp_parts(lam, g)
     zf = z.reshape(-1)

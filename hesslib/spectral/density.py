@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import check_positive_int
+from ..core.checks import as_float64, check_positive_int, check_real
 from .krylov import LanczosResult, Matvec, block_lanczos_all, lanczos
 
 __all__ = [
@@ -88,13 +88,38 @@ class Spectrum:
         return float((self.weights * self.nodes**order).sum(1).mean())
 
 
-def spectrum_grid(grid) -> torch.Tensor:
-    g = torch.as_tensor(grid, dtype=torch.float64).cpu()
+def spectrum_grid(grid, name: str = "grid") -> torch.Tensor:
+    """``grid`` as a CPU float64 tensor: 1-D, at least 2 points, finite, strictly increasing."""
+    g = as_float64(name, grid)
     if g.ndim != 1 or g.numel() < 2:
-        raise ValueError(f"grid must be 1-D with at least 2 points, got shape {tuple(g.shape)}")
+        raise ValueError(f"{name} must be 1-D with at least 2 points, got shape {tuple(g.shape)}")
     if not bool(torch.isfinite(g).all()) or not bool((g[1:] > g[:-1]).all()):
-        raise ValueError("grid must be finite and strictly increasing")
+        raise ValueError(f"{name} must be finite and strictly increasing")
     return g
+
+
+def _quadrature(result) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked ``(nodes, weights)``, ``(k, s)`` CPU float64, of a Lanczos result or a pair."""
+    if isinstance(result, LanczosResult):
+        nodes, weights = result.nodes, result.weights
+    elif isinstance(result, (tuple, list)) and len(result) == 2:
+        nodes, weights = as_float64("nodes", result[0]), as_float64("weights", result[1])
+    else:
+        raise TypeError("result must be a LanczosResult or a (nodes, weights) pair")
+    nodes = nodes.to(device="cpu", dtype=torch.float64)
+    weights = weights.to(device="cpu", dtype=torch.float64)
+    if nodes.ndim == 1:
+        nodes, weights = nodes[None], weights[None]
+    if nodes.shape != weights.shape or nodes.ndim != 2 or nodes.numel() == 0:
+        raise ValueError(
+            f"nodes and weights must share a non-empty (k, s) shape, got {tuple(nodes.shape)}"
+            f" and {tuple(weights.shape)}"
+        )
+    if not bool(torch.isfinite(nodes).all() & torch.isfinite(weights).all()):
+        raise ValueError("nodes and weights must be finite")
+    if bool((weights < 0).any()) or not bool((weights.sum(1) > 0).all()):
+        raise ValueError("weights must be non-negative with a positive sum per probe")
+    return nodes, weights
 
 
 def slq_density(
@@ -127,36 +152,20 @@ def slq_density(
     Returns:
         :class:`Spectrum` (float64, CPU).
     """
-    if isinstance(result, LanczosResult):
-        nodes, weights = result.nodes, result.weights
-    elif isinstance(result, (tuple, list)) and len(result) == 2:
-        nodes, weights = (torch.as_tensor(t, dtype=torch.float64).cpu() for t in result)
-    else:
-        raise TypeError("result must be a LanczosResult or a (nodes, weights) pair")
-    nodes = nodes.to(device="cpu", dtype=torch.float64)
-    weights = weights.to(device="cpu", dtype=torch.float64)
-    if nodes.ndim == 1:
-        nodes, weights = nodes[None], weights[None]
-    if nodes.shape != weights.shape or nodes.ndim != 2:
-        raise ValueError(
-            f"nodes and weights must share a (k, s) shape, got {tuple(nodes.shape)}"
-            f" and {tuple(weights.shape)}"
-        )
-    if not bool(torch.isfinite(nodes).all() & torch.isfinite(weights).all()):
-        raise ValueError("nodes and weights must be finite")
-    if bool((weights < 0).any()) or not bool((weights.sum(1) > 0).all()):
-        raise ValueError("weights must be non-negative with a positive sum per probe")
-    if not (math.isfinite(sigma_rel) and sigma_rel > 0):
-        raise ValueError(f"sigma_rel must be a finite number > 0, got {sigma_rel!r}")
+    nodes, weights = _quadrature(result)
+    sigma_rel = check_real("sigma_rel", sigma_rel, positive=True)
+    margin = check_real("margin", margin, minimum=0.0)
     live = nodes[weights > 0]
     lo, hi = float(live.min()), float(live.max())
     if sigma is None:
         width = hi - lo if hi > lo else max(abs(lo), abs(hi))
         sigma = sigma_rel * (width if width > 0 else 1.0)
-    elif not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    else:
+        sigma = check_real("sigma", sigma, positive=True)
     if grid is None:
         num_grid = check_positive_int("num_grid", num_grid, minimum=2)
+        if margin == 0 and hi == lo:
+            raise ValueError("margin must be > 0 for a one-point spectrum (or pass grid)")
         g = torch.linspace(lo - margin * sigma, hi + margin * sigma, num_grid, dtype=torch.float64)
     else:
         g = spectrum_grid(grid)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..core.checks import check_positive_int
+from ..core.checks import as_float64, check_matrix, check_positive_int, check_real
 from .density import Spectrum, spectrum_grid
 
 __all__ = [
@@ -30,8 +30,13 @@ __all__ = [
 
 
 def _probabilities(p, grid: torch.Tensor, name: str) -> torch.Tensor:
-    """Densities ``(..., G)`` → probability vectors of the grid cells (trapezoid weights)."""
-    p = torch.as_tensor(p, dtype=torch.float64).cpu()
+    """Densities ``(..., G)`` → probability vectors of the grid cells (trapezoid weights).
+
+    A row whose largest value lies outside ``[2⁻⁵⁰⁰, 2⁵⁰⁰]`` is first scaled by a power of two
+    (exact), so densities near the overflow or underflow limits still normalise; other rows
+    are not touched.
+    """
+    p = as_float64(name, p)
     if p.ndim == 0 or p.shape[-1] != grid.numel():
         raise ValueError(
             f"{name} must have last dimension {grid.numel()} (the grid), got shape {tuple(p.shape)}"
@@ -41,12 +46,19 @@ def _probabilities(p, grid: torch.Tensor, name: str) -> torch.Tensor:
     top = float(p.abs().max()) if p.numel() else 0.0
     if bool((p < -1e-12 * top).any()):
         raise ValueError(f"{name} must be non-negative (min {float(p.min()):.3g})")
+    p = p.clamp(min=0)
+    _, exponent = torch.frexp(p.amax(-1, keepdim=True))  # row maximum = mantissa · 2^exponent
+    extreme = (exponent.abs() > 500) & (p.amax(-1, keepdim=True) > 0)
+    if bool(extreme.any()):
+        p = torch.where(extreme, torch.ldexp(p, -exponent), p)
     dx = torch.diff(grid)
     cell = torch.cat([dx[:1], dx[1:] + dx[:-1], dx[-1:]]) / 2  # (G,)
-    mass = p.clamp(min=0) * cell
+    mass = p * cell
     total = mass.sum(-1, keepdim=True)
     if bool((total <= 0).any()):
         raise ValueError(f"{name} is zero everywhere on the grid; nothing to compare")
+    if not bool(torch.isfinite(total).all()):
+        raise ValueError(f"{name} has infinite mass on the grid (grid cells too wide)")
     return mass / total
 
 
@@ -75,10 +87,14 @@ def js_distance(p, q, grid, *, base: float = 2.0) -> torch.Tensor:
     Raises:
         ValueError: mismatched shapes, negative or non-finite values, an all-zero density.
     """
-    if not (math.isfinite(base) and base > 1):
-        raise ValueError(f"base must be a finite number > 1, got {base!r}")
+    _check_base(base)
     g = spectrum_grid(grid)
     return _js(_probabilities(p, g, "p"), _probabilities(q, g, "q"), base)
+
+
+def _check_base(base) -> None:
+    if check_real("base", base) <= 1:
+        raise ValueError(f"base must be a finite number > 1, got {base!r}")
 
 
 def _js(P: torch.Tensor, Q: torch.Tensor, base: float) -> torch.Tensor:
@@ -104,8 +120,7 @@ def pairwise_js(spectra, *, grid=None, num_grid: int = 1024, base: float = 2.0) 
     Returns:
         ``(n, n)`` symmetric tensor with a zero diagonal.
     """
-    if not (math.isfinite(base) and base > 1):
-        raise ValueError(f"base must be a finite number > 1, got {base!r}")
+    _check_base(base)
     if isinstance(spectra, torch.Tensor):
         if grid is None:
             raise ValueError("grid is required when spectra is a tensor of densities")
@@ -132,12 +147,17 @@ def pairwise_js(spectra, *, grid=None, num_grid: int = 1024, base: float = 2.0) 
 
 def union_grid(spectra: Sequence[Spectrum]) -> torch.Tensor:
     """Sorted union of the spectra's own grids: a common grid that resolves each of them."""
+    if not (
+        isinstance(spectra, Sequence) and spectra and all(isinstance(s, Spectrum) for s in spectra)
+    ):
+        raise TypeError("spectra must be a non-empty sequence of Spectrum")
     return torch.cat([s.grid.to(torch.float64) for s in spectra]).unique()
 
 
 def js_zero(D: torch.Tensor) -> float:
     """``JS⁰``: the mean of the off-diagonal entries of a pairwise distance matrix."""
+    check_matrix("D", D)
     B = D.shape[0]
-    if D.ndim != 2 or D.shape[1] != B or B < 2:
+    if D.shape[1] != B or B < 2:
         raise ValueError(f"D must be a square matrix with at least 2 rows, got {tuple(D.shape)}")
     return float(D.sum() - D.diagonal().sum()) / (B * (B - 1))

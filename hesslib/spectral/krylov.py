@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import check_positive_int
+from ..core.checks import check_dtype, check_matrix, check_positive_int, check_real
+from ..core.hessian import check_memory
 
 __all__ = [
     "block_lanczos_all",
@@ -93,6 +94,7 @@ def _start_vectors(probes, dim: int, num_probes: int, seed, generator, dtype, de
         raise ValueError(
             f"{name} must have shape ({dim},) or ({dim}, k), got {tuple(probes.shape)}"
         )
+    check_matrix(name, p)  # float32/float64, finite
     p = p.to(device=device, dtype=dtype).T.contiguous()  # (k, dim)
     norms = p.norm(dim=1, keepdim=True)
     if not bool(torch.isfinite(p).all()) or bool((norms == 0).any()):
@@ -196,6 +198,27 @@ def _checked(out, shape, dtype, j: int, name: str) -> torch.Tensor:
     return out.to(dtype)
 
 
+def _check_options(dim, num_steps, num_probes, generator, dtype, breakdown_tol):
+    """The shared options of :func:`lanczos` and :func:`block_lanczos_all`, checked."""
+    check_dtype("dtype", dtype)
+    check_real("breakdown_tol", breakdown_tol, minimum=0.0)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    return (
+        check_positive_int("dim", dim),
+        check_positive_int("num_steps", num_steps),
+        check_positive_int("num_probes", num_probes),
+    )
+
+
+def _check_basis_memory(dims: list[int], num_steps: int, num_probes: int, dtype, device) -> None:
+    """The memory guard for the Lanczos vectors kept for re-orthogonalisation."""
+    entries = sum(num_probes * min(num_steps, d) * d for d in dims)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    what = f"the Lanczos basis of {num_probes} probe(s) x {num_steps} steps"
+    check_memory(entries * itemsize, what=what, device=device)
+
+
 def lanczos(
     matvec: Matvec,
     dim: int,
@@ -238,13 +261,14 @@ def lanczos(
         ValueError: bad ``dim``/``num_steps``/``probes``, or a ``matvec`` returning the wrong
             shape or non-finite values.
     """
-    dim = check_positive_int("dim", dim)
-    num_steps = check_positive_int("num_steps", num_steps)
-    num_probes = check_positive_int("num_probes", num_probes)
+    dim, num_steps, num_probes = _check_options(
+        dim, num_steps, num_probes, generator, dtype, breakdown_tol
+    )
     if not callable(matvec):
         raise TypeError("matvec must be callable: (dim, k) tensor -> (dim, k) tensor")
     if device is None:
         device = probes.device if isinstance(probes, torch.Tensor) else "cpu"
+    _check_basis_memory([dim], num_steps, num_probes, dtype, device)
     start = _start_vectors(probes, dim, num_probes, seed, generator, dtype, device, "probes")
     group = _Group(start, num_steps, breakdown_tol)
 
@@ -308,9 +332,9 @@ def block_lanczos_all(
     Returns:
         One :class:`LanczosResult` per block, in order.
     """
-    dim = check_positive_int("dim", dim)
-    num_steps = check_positive_int("num_steps", num_steps)
-    num_probes = check_positive_int("num_probes", num_probes)
+    dim, num_steps, num_probes = _check_options(
+        dim, num_steps, num_probes, generator, dtype, breakdown_tol
+    )
     if not callable(matvec_full):
         raise TypeError("matvec_full must be callable: (dim, K) tensor -> (dim, K) tensor")
     slices = _as_slices(block_slices, dim)
@@ -320,6 +344,7 @@ def block_lanczos_all(
         )
     if device is None:
         device = probes[0].device if probes is not None else "cpu"
+    _check_basis_memory([sl.stop - sl.start for sl in slices], num_steps, num_probes, dtype, device)
     if probes is None and generator is None and seed is not None:
         generator = torch.Generator().manual_seed(check_positive_int("seed", seed, minimum=0))
     groups = []
