@@ -14,12 +14,12 @@
 # %% [markdown]
 # # 02 Intuition: what linear algebra explains
 #
-# Chapter 01 showed bright diagonal blocks and a dim background. Part of that picture needs no
-# probability at all: it is already written in the way a matrix product wires the parameters
-# together. This chapter follows the first intuition of {cite}`dong2025hessian` (Part II-1 of
-# the talk) on networks small enough to differentiate by hand — or by `sympy` — and states the
-# rule they teach: **a Hessian entry can only be non-zero if the computation graph links the
-# two parameters.**
+# {doc}`Chapter 01 <01_observations>` showed bright diagonal blocks and a dim background. Part of
+# that picture needs no probability at all: it is already written in the way a matrix product
+# wires the parameters together. This chapter follows the first intuition of
+# {cite}`dong2025hessian` (Part II-1 of the talk) on networks small enough to differentiate by
+# hand — or by `sympy` — and states the rule they teach: **a Hessian entry can only be non-zero if
+# the computation graph links the two parameters.**
 #
 # All examples are two-layer *linear* networks $f(x) = VWx$ with $W\in\mathbb R^{m\times d}$
 # (rows $w_i$), $V\in\mathbb R^{C\times m}$ (rows $v_c$), fed the unit inputs
@@ -259,9 +259,10 @@ assert torch.equal((H_far - H_fit)[wv] != 0, direct)
 # The difference between the two Hessians is the residual term, and the last line of the cell
 # checks that it is non-zero exactly on the direct links of $H_{wv}$. Far from the targets it
 # carries a fraction {glue:text}`ch02_residual_share:.2f` of the Frobenius norm of $H_{wv}$;
-# at a perfect fit it is gone, and with it the block-circulant stripes. Chapter 03 shows the
-# same thing happening along training of a real network: the residuals shrink and the stripes
-# fade, while the block-diagonal parts stay.
+# at a perfect fit it is gone, and with it the block-circulant stripes.
+# {doc}`Chapter 03 <03_dynamic_force>` follows this along the training of a real network:
+# where the network can fit its labels the residuals shrink and the stripes fade with them;
+# with random labels it cannot fit, the residual term stays ({numref}`fig-03-residual-gap`).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "A two-layer linear network with $d = 4$, $m = 3$, $C = 6$. Left: the links read off the computation graph (white: no link, the entry is exactly 0; grey: indirect; red: direct). Middle: $|H|$ far from the targets ($Y = -3$): the direct links of $H_{wv}$ (top right) light up as block-circulant stripes. Right: $|H|$ at a perfect fit ($Y = VW$): the stripes are gone; $H_{ww}$ and $H_{vv}$ are unchanged.", "name": "fig-02-pattern"}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
@@ -282,7 +283,7 @@ plt.show()
 # i.i.d. Gaussian $V$,
 # $\mathbb E\big(\sum_c v_{ci}v_{ci'}\big)^2 = C\sigma^4$ and
 # $\mathbb E\big(\sum_c v_{ci}^2\big)^2 = (C^2 + 2C)\sigma^4$, so the RMS block ratio of
-# chapter 01 is about
+# {doc}`chapter 01 <01_observations>` is about
 #
 # $$
 # r \approx \sqrt{\frac{C}{C^2 + 2C}} = \frac{1}{\sqrt{C + 2}}.
@@ -322,7 +323,8 @@ assert rel < 0.2
 # {glue:text}`ch02_ratio_C2:.2f`); with {glue:text}`ch02_Cmax` outputs the ratio is
 # {glue:text}`ch02_ratio_Cmax:.4f`, within {glue:text}`ch02_ratio_relerr:.1%` of
 # $1/\sqrt{C+2}$ over the whole range ({numref}`fig-02-whitebox`). Many outputs are what make
-# the indirect links weak — the "static force" that chapter 04 studies for real networks.
+# the indirect links weak — the "static force" that {doc}`chapter 04 <04_static_force>` studies
+# for real networks.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Off-diagonal / diagonal RMS block ratio of $H_{ww} = (V^\\top V)\\otimes I_d$ for random Gaussian $V$ with $m = 8$ neurons, against the number of outputs $C$ (log-log), and the prediction $1/\\sqrt{C+2}$.", "name": "fig-02-whitebox"}}
 ax = hl.plot.ratio_vs_c(Cs, ratios, label="measured (mean over draws)")
@@ -347,11 +349,13 @@ plt.show()
 #    nearly so?
 # 2. **Why large $C$ helps.** We saw the white boxes shrink like $1/\sqrt C$ when $V$ is
 #    random; for CE the class blocks shrink like $1/C$. Proving such rates for real networks
-#    takes random-matrix theory (chapters 04 and 05).
-# 3. **Why training removes the cross terms.** The block-circulant part is proportional to
-#    the residuals; chapter 03 follows it along training.
+#    takes random-matrix theory ({doc}`chapters 04 <04_static_force>` and
+#    {doc}`05 <05_random_matrices>`).
+# 3. **When training removes the cross terms.** The block-circulant part is proportional to
+#    the residuals; {doc}`chapter 03 <03_dynamic_force>` follows it along training, with labels
+#    the network can fit and with labels it cannot.
 # 4. **Are the white boxes provably small?** Only with probability, not with algebra:
-#    chapter 05.
+#    {doc}`chapter 05 <05_random_matrices>`.
 #
 # ## Exercises
 #

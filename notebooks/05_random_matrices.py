@@ -14,27 +14,29 @@
 # %% [markdown]
 # # 05 The random-matrix view of the proof
 #
-# Chapter 04 predicted the block ratios of cases 1–4 with one formula: a block
-# $H = \frac1N\sum_n\lambda_nx_nx_n^\top$ has
-# $\frac1d\|H\|_F^2\approx\gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2$ with
-# $\gamma = d/N$. This chapter is about where that formula comes from, and about the gap in the
-# argument that the proof of {cite}`dong2025hessian` has to close. The formula is the second
-# moment of a *limit spectrum*, the generalised Marchenko–Pastur law
-# {cite}`marchenko1967distribution,silverstein1995empirical`, and that law
-# is a theorem about weights $\lambda_n$ that are **independent** of the data. In a Hessian
-# they are not: $\lambda_n = p_{n,i}(1-p_{n,i})$ is computed from $x_n$ itself.
+# {doc}`Chapter 04 <04_static_force>` predicted the block ratios of cases 1–4 with one formula: a
+# block $H = \frac1N\sum_n\omega_nx_nx_n^\top$ has
+# $\frac1d\|H\|_F^2\approx\gamma\,\mathbb E[\omega^2] + (\mathbb E\omega)^2$ with $\gamma = d/N$.
+# This chapter is about where that formula comes from, and about the gap in the argument that the
+# proof of {cite}`dong2025hessian` has to close. The formula is the second moment of a *limit
+# spectrum*, the generalised Marchenko–Pastur law
+# {cite}`marchenko1967distribution,silverstein1995empirical`, and that law is a theorem about
+# weights $\omega_n$ that are **independent** of the data. In a Hessian they are not:
+# $\omega_n = p_{n,i}(1-p_{n,i})$ is computed from $x_n$ itself.
 #
 # We go through the random-matrix basics of the talk (spectra, Stieltjes transforms, the
 # semicircle and Marchenko–Pastur laws), solve the generalised law numerically, and then test
 # the proof's strategy on computed matrices: decouple the weights from the data with an
 # independent copy $\tilde X$, interpolate $X(t) = \sqrt t\,X + \sqrt{1-t}\,\tilde X$, and
 # measure how fast the difference vanishes as $N$ grows. The chapter ends with the second
-# moments of all four cases and with stochastic Lanczos quadrature, the tool chapter 06 uses to
-# get spectra of Hessians too large to diagonalise.
+# moments of all four cases and with stochastic Lanczos quadrature, the tool
+# {doc}`chapter 06 <06_llm_implications>` uses to get spectra of Hessians too large to
+# diagonalise.
 #
-# Conventions as in the rest of the book: $X$ is $N\times d$ with rows $x_n\sim\mathcal N(0,
-# I_d)$, so the talk's $\frac1N X\Lambda X^\top$ (samples as columns) is $\frac1N X^\top\Lambda
-# X$ here.
+# Conventions as in the rest of the book ({doc}`../book/notation`): $X$ is $N\times d$ with
+# rows $x_n\sim\mathcal N(0, I_d)$, so the talk's $\frac1N X\Lambda X^\top$ (samples as
+# columns) is $\frac1N X^\top\Omega X$ here, with $\Omega = \operatorname{diag}(\omega_n)$
+# the per-sample weights; $\lambda$ is kept for eigenvalues and $s$ for Stieltjes transforms.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -43,6 +45,7 @@ wigner_samples = None  # Wigner matrices of size 1000 behind the semicircle hist
 gap_samples = None  # draws per N in the N sweep (list, one count per N)
 
 # %%
+import os
 import time
 
 import matplotlib.pyplot as plt
@@ -78,13 +81,14 @@ cfg = hl.resolve_profile(profile, PROFILES, wigner_samples=wigner_samples,
 device = hl.default_device()
 print("device:", hl.device_name(device))
 t_start, cpu_start = time.perf_counter(), time.process_time()
+load_start = os.getloadavg()[0]
 
 # %% [markdown]
 # ## Spectra and Stieltjes transforms
 #
-# Random-matrix theory studies the eigenvalues $\mu_1,\dots,\mu_d$ of a random symmetric
+# Random-matrix theory studies the eigenvalues $\lambda_1,\dots,\lambda_d$ of a random symmetric
 # $A\in\mathbb R^{d\times d}$ through their *empirical spectral distribution*
-# $\mu_A = \frac1d\sum_j\delta_{\mu_j}$, a random probability measure, and asks for its limit as
+# $\mu_A = \frac1d\sum_j\delta_{\lambda_j}$, a random probability measure, and asks for its limit as
 # $d\to\infty$. A law of large numbers in a new sense: for
 # $A = \frac1N\sum_nx_nx_n^\top$ with $d$ fixed, $A\to I$ and $\mu_A\to\delta_1$ as $N\to\infty$;
 # with $d/N\to\gamma>0$ the spectrum spreads out to a non-trivial limit.
@@ -95,10 +99,10 @@ t_start, cpu_start = time.perf_counter(), time.process_time()
 # $\rho(x) = \lim_{\varepsilon\downarrow0}\frac1\pi\operatorname{Im}s_\mu(x+i\varepsilon)$.
 # Expanding $\frac{1}{x-z} = -\sum_k x^k/z^{k+1}$ for large $|z|$ gives
 #
-# $$s_\mu(z) = -\frac1z - \frac{m_1}{z^2} - \frac{m_2}{z^3} - \cdots,\qquad
-#   m_k = \int x^k\,d\mu(x),$$
+# $$s_\mu(z) = -\frac1z - \frac{M_1}{z^2} - \frac{M_2}{z^3} - \cdots,\qquad
+#   M_k = \int x^k\,d\mu(x),$$
 #
-# and for $\mu = \mu_A$ the second moment is $m_2 = \frac1d\operatorname{tr}A^2 =
+# and for $\mu = \mu_A$ the second moment is $M_2 = \frac1d\operatorname{tr}A^2 =
 # \frac1d\|A\|_F^2$: **the squared Frobenius norm of a Hessian block is the second moment of its
 # spectrum.** This is why a theorem about limit spectra answers a question about block norms.
 # Two more facts do the rest of the work: convergence of $s_{\mu_n}(z)$ for every $z$ is
@@ -146,7 +150,7 @@ plt.show()
 # $$\rho_\gamma(x) = \frac{\sqrt{(b-x)(x-a)}}{2\pi\gamma x},\qquad a,b = (1\mp\sqrt\gamma)^2,$$
 #
 # plus, when $d>N$, a point mass $1 - 1/\gamma$ at zero: $A$ has rank at most $N$. Its
-# Stieltjes transform solves $\gamma z\,m^2 + (z-1+\gamma)\,m + 1 = 0$. Two ratios, one on each
+# Stieltjes transform solves $\gamma z\,s^2 + (z-1+\gamma)\,s + 1 = 0$. Two ratios, one on each
 # side of 1:
 
 # %%
@@ -173,19 +177,20 @@ plt.show()
 # %% [markdown]
 # ## The generalised Marchenko–Pastur law
 #
-# Weight the samples: $H = \frac1N\sum_n\lambda_nx_nx_n^\top = \frac1N X^\top\Lambda X$ with a
-# diagonal $\Lambda$ **independent of $X$** whose entries have a limiting law. Then
-# $\mu_H$ converges to the generalised MP law {cite}`marchenko1967distribution,silverstein1995empirical`,
-# whose Stieltjes transform is the solution with $\operatorname{Im}m>0$ of
+# Weight the samples: $H = \frac1N\sum_n\omega_nx_nx_n^\top = \frac1N X^\top\Omega X$ with a
+# diagonal $\Omega$ **independent of $X$** whose entries have a limiting law. Then
+# $\mu_H$ converges to the generalised MP law
+# {cite}`marchenko1967distribution,silverstein1995empirical`, whose Stieltjes transform is the
+# solution with $\operatorname{Im}s>0$ of
 #
-# $$m = \frac{1}{-z + \mathbb E_\lambda\!\left[\dfrac{\lambda}{1+\gamma\lambda m}\right]}.$$
+# $$s = \frac{1}{-z + \mathbb E_\omega\!\left[\dfrac{\omega}{1+\gamma\omega s}\right]}.$$
 #
 # There is no closed form in general. `hl.gmp_density` solves the equation for the empirical
-# law of a sample of $\lambda$ values (by continuation from far above the real axis down to
+# law of a sample of $\omega$ values (by continuation from far above the real axis down to
 # $x + i\varepsilon$, with damped Newton steps that never leave the upper half-plane) and
-# returns $\operatorname{Im}m/\pi$. With $\lambda\equiv1$ it is the MP law. Here half the
+# returns $\operatorname{Im}s/\pi$. With $\omega\equiv1$ it is the MP law. Here half the
 # weights are 1 and half are 4, at $\gamma = 1/4$; the dashed curve is the MP law with the same
-# mean weight, to show that the shape depends on the whole law of $\lambda$, not only on its
+# mean weight, to show that the shape depends on the whole law of $\omega$, not only on its
 # mean:
 
 # %%
@@ -196,10 +201,10 @@ grid_g = torch.linspace(0, 1.1 * float(eigs_g.max()), 600, dtype=torch.float64)
 law_g = hl.gmp_density(grid_g, lam_two, gamma=0.25)
 ks_g = hl.rmt.ks_distance(eigs_g, grid_g, law_g.density)
 m2_g, m2_g_pred = float((eigs_g**2).mean()), hl.second_moment_prediction(lam_two, gamma=0.25)
-print(f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[l^2] + (E l)^2 = {m2_g_pred}")
+print(f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[w^2] + (E w)^2 = {m2_g_pred}")
 assert ks_g < 0.03 and abs(m2_g / m2_g_pred - 1) < 0.02
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Generalised MP law: eigenvalues of $\\frac1N X^\\top\\Lambda X$ with $\\lambda_n\\in\\{1, 4\\}$ (half each, independent of $X$), $\\gamma = 1/4$, against the density from `hl.gmp_density` (red) and the MP law scaled to the same mean weight 2.5 (dashed).", "name": "fig-05-gmp"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Generalised MP law: eigenvalues of $\\frac1N X^\\top\\Omega X$ with $\\omega_n\\in\\{1, 4\\}$ (half each, independent of $X$), $\\gamma = 1/4$, against the density from `hl.gmp_density` (red) and the MP law scaled to the same mean weight 2.5 (dashed).", "name": "fig-05-gmp"}}
 glue("ch05_ks_gmp", ks_g, display=False)
 glue("ch05_m2_gmp", m2_g, display=False)
 glue("ch05_m2_gmp_pred", m2_g_pred, display=False)
@@ -216,19 +221,19 @@ plt.show()
 # %% [markdown]
 # The histogram follows the solved density (KS distance {glue:text}`ch05_ks_gmp:.4f`), and its
 # second moment, {glue:text}`ch05_m2_gmp:.3f`, is the formula's
-# $\gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2 =$ {glue:text}`ch05_m2_gmp_pred:.3f`
+# $\gamma\,\mathbb E[\omega^2] + (\mathbb E\omega)^2 =$ {glue:text}`ch05_m2_gmp_pred:.3f`
 # (exercise 2 derives the formula from the equation above).
 #
 # ## The obstacle: weights that depend on the data
 #
 # For the linear model with CE (case 2), the diagonal block of class $i$ is
 #
-# $$H_{ii} = \frac1N\sum_n p_{n,i}(1-p_{n,i})\,x_nx_n^\top = \frac1N X^\top\Lambda X,\qquad
+# $$H_{ii} = \frac1N\sum_n p_{n,i}(1-p_{n,i})\,x_nx_n^\top = \frac1N X^\top\Omega X,\qquad
 #   p_n = \operatorname{softmax}(Vx_n).$$
 #
-# The generalised MP theorem does not apply: $\Lambda$ is a function of $X$. Dependent random
+# The generalised MP theorem does not apply: $\Omega$ is a function of $X$. Dependent random
 # matrix products are hard in general. What saves the day, as the talk explains, is that
-# $\lambda_n$ sees $x_n$ only through the $C$ numbers $Vx_n$: each $v_c^\top x_n$ is close to
+# $\omega_n$ sees $x_n$ only through the $C$ numbers $Vx_n$: each $v_c^\top x_n$ is close to
 # $\mathcal N(0,1)$ whatever $x_n$'s other $d - C$ directions do, so weights and data are
 # *asymptotically* independent. The proof turns this into a statement about spectra by
 # comparing $H_{ii}$ with a **decoupled** block
@@ -239,7 +244,7 @@ plt.show()
 # where $\tilde X$ is an independent copy of $X$: to $\tilde H_{ii}$ the generalised MP theorem
 # applies. `hl.rmt.diagonal_block(X, V, i, decouple_with=X_tilde)` builds it (the same keyword as
 # chapter 04's `hl.block_ratios_at_init`). Both spectra against the GMP law, with the law of
-# $\lambda$ taken from the same model on fresh inputs:
+# $\omega$ taken from the same model on fresh inputs:
 
 # %%
 glue("ch05_C", cfg.C, display=False)
@@ -254,7 +259,7 @@ ks_b = {name: hl.rmt.ks_distance(e, grid_b, law_b.density)
 print({k: round(v, 4) for k, v in ks_b.items()})
 assert max(ks_b.values()) < 0.05
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectrum of the diagonal CE block $H_{11}$ of a linear model at initialisation (left; weights computed from the data themselves) and of the decoupled block $\\tilde H_{11}$ (right; weights from an independent copy), both against the generalised MP density for the law of $\\lambda = p_1(1-p_1)$ (red). Sizes in the text.", "name": "fig-05-blocks"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectrum of the diagonal CE block $H_{11}$ of a linear model at initialisation (left; weights computed from the data themselves) and of the decoupled block $\\tilde H_{11}$ (right; weights from an independent copy), both against the generalised MP density for the law of $\\omega = p_1(1-p_1)$ (red). Sizes in the text.", "name": "fig-05-blocks"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 for ax, (name, e) in zip(axes, (("$H_{11}$", blk.coupled), ("$\\tilde H_{11}$", blk.decoupled))):
     hl.plot.spectrum_histogram(ax, e, grid=grid_b, density=law_b.density, bins=70,
@@ -281,7 +286,7 @@ assert max(abs(v) for v in err_b.values()) < 0.05
 # {glue:text}`ch05_C` classes, the two spectra are indistinguishable by eye and both sit on the
 # GMP density (KS distances {glue:text}`ch05_ks_coupled:.4f` for $H_{11}$ and
 # {glue:text}`ch05_ks_decoupled:.4f` for $\tilde H_{11}$). Their second moments
-# $\frac1d\|H\|_F^2$ match $\gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2$ to within
+# $\frac1d\|H\|_F^2$ match $\gamma\,\mathbb E[\omega^2] + (\mathbb E\omega)^2$ to within
 # {glue:text}`ch05_m2err_coupled:.2%` and {glue:text}`ch05_m2err_decoupled:.2%`. The
 # dependence is there — it just does not show at this scale. The rest of the chapter measures
 # how small it is.
@@ -292,7 +297,7 @@ assert max(abs(v) for v in err_b.values()) < 0.05
 # $X(t) = \sqrt t\,X + \sqrt{1-t}\,\tilde X$, $t\in[0,1]$: every $X(t)$ has the law of $X$, and
 # its correlation with $X$ grows from 0 to 1. With weights computed on $X(t)$,
 #
-# $$H(t) = \frac1N\sum_n\lambda\big(Vx_n(t)\big)\,x_nx_n^\top,\qquad H(1) = H_{ii},\quad
+# $$H(t) = \frac1N\sum_n\omega\big(Vx_n(t)\big)\,x_nx_n^\top,\qquad H(1) = H_{ii},\quad
 #   H(0) = \tilde H_{ii}.$$
 #
 # By the fundamental theorem of calculus,
@@ -300,8 +305,8 @@ assert max(abs(v) for v in err_b.values()) < 0.05
 # s_{H(t)}(z)\,dt$, and the talk bounds the derivative with the Cauchy integral formula and
 # Stein's lemma ($\mathbb E[Zf(Z)] = \mathbb E[f'(Z)]$ for Gaussian $Z$), a Lindeberg-style
 # argument, to get $\delta_N = O(N^{-1/2})$. Numerically, $\mathbb E s_{H(t)}(z)$ should be flat
-# in $t$. We measure it at three points $z = \bar\lambda\,\zeta$ scaled by the mean weight
-# $\bar\lambda = \mathbb E\lambda$ (i.e. the transform of $H/\bar\lambda$ at $\zeta$), with the
+# in $t$. We measure it at three points $z = \bar\omega\,\zeta$ scaled by the mean weight
+# $\bar\omega = \mathbb E\omega$ (i.e. the transform of $H/\bar\omega$ at $\zeta$), with the
 # same draws of $X, \tilde X$ for every $t$:
 
 # %%
@@ -320,7 +325,7 @@ print(
 print("max |E s(t) - s_GMP| / |s_GMP|:", off_gmp.numpy().round(4))
 assert float(off_gmp.max()) < 0.05
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Monte Carlo $\\mathbb E\\,s_{H(t)}(z)$ along the interpolation ($t = 1$: the Hessian block, $t = 0$: the decoupled block), real part (left) and imaginary part (right), at three points $z = \\bar\\lambda\\zeta$; bars: $\\pm 2$ standard errors. Dashed: the generalised MP value.", "name": "fig-05-interpolation"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Monte Carlo $\\mathbb E\\,s_{H(t)}(z)$ along the interpolation ($t = 1$: the Hessian block, $t = 0$: the decoupled block), real part (left) and imaginary part (right), at three points $z = \\bar\\omega\\zeta$; bars: $\\pm 2$ standard errors. Dashed: the generalised MP value.", "name": "fig-05-interpolation"}}
 glue("ch05_t_N", cfg.t_N, display=False)
 glue("ch05_t_samples", cfg.t_samples, display=False)
 glue("ch05_t_drift", float(drift.max()), display=False)
@@ -334,9 +339,7 @@ for ax, part in zip(axes, ("real", "imag")):
                     label=f"$\\zeta$ = {z.real:g} + {z.imag:g}i")  # fmt: skip
         ax.axhline(float(getattr(curve.gmp[k], part)), color=color, ls="--", lw=1)
     ax.set_xlabel("t")
-    ax.set_ylabel(
-        f"{'Re' if part == 'real' else 'Im'} $\\bar\\lambda\\,\\mathbb{{E}}\\,s_{{H(t)}}$"
-    )
+    ax.set_ylabel(f"{'Re' if part == 'real' else 'Im'} $\\bar\\omega\\,\\mathbb{{E}}\\,s_{{H(t)}}$")
 axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -344,7 +347,7 @@ plt.show()
 # %% [markdown]
 # Along the whole path the mean transform stays flat: at $N =$ {glue:text}`ch05_t_N`,
 # $d = N/4$, over {glue:text}`ch05_t_samples` draws, it moves by at most
-# {glue:text}`ch05_t_drift:.4f` (in units of $1/\bar\lambda$, where the values themselves are
+# {glue:text}`ch05_t_drift:.4f` (in units of $1/\bar\omega$, where the values themselves are
 # of order 1; the standard error of one point is up to {glue:text}`ch05_t_se:.4f`, so the drift
 # is not even resolved) and stays within {glue:text}`ch05_t_offgmp:.2%` of the generalised MP
 # value. The dependence of the weights on the data leaves no visible trace in the mean
@@ -354,16 +357,16 @@ plt.show()
 #
 # Now the rate: $|\delta_N(z)| = |\mathbb E s_H(z) - \mathbb E s_{\tilde H}(z)|$ against $N$
 # at fixed $\gamma = 1/4$ and $C$. Estimating it by averaging $s_H - s_{\tilde H}$ over draws
-# is hopeless: the empirical mean of the weights, $\frac1N\sum_n\lambda_n$, differs from that
-# of $\tilde\lambda$ by $O(N^{-1/2})$ in every draw, which shifts the whole spectrum, so a
+# is hopeless: the empirical mean of the weights, $\frac1N\sum_n\omega_n$, differs from that
+# of $\tilde\omega$ by $O(N^{-1/2})$ in every draw, which shifts the whole spectrum, so a
 # single draw's difference is of order $N^{-1/2}$ while its mean is far smaller.
 #
 # A coupling removes that noise. Let $P$ project onto the row space of $V$ (dimension $C$).
 # The weights depend on $x_n$ only through $Px_n$, and for Gaussian data $Px_n$ and
 # $(I-P)x_n$ are independent. Replace the $P$-component of each $x_n$ by that of $\tilde x_n$,
 # $x_n' = (I-P)x_n + P\tilde x_n$, and keep the weights:
-# $H' = \frac1N\sum_n\lambda(Vx_n)\,x_n'x_n'^\top$. The pair $(\lambda(Vx_n), x_n')$ has the
-# same law as $(\lambda(V\tilde x_n), x_n)$, so $H'$ has the law of $\tilde H$ and
+# $H' = \frac1N\sum_n\omega(Vx_n)\,x_n'x_n'^\top$. The pair $(\omega(Vx_n), x_n')$ has the
+# same law as $(\omega(V\tilde x_n), x_n)$, so $H'$ has the law of $\tilde H$ and
 # $\mathbb E s_{H'} = \mathbb E s_{\tilde H}$ exactly; but $H - H'$ has rank at most $2C$
 # (exercise 3), so $s_H - s_{H'}$ is small in *every* draw. `hl.rmt.decoupling_gap` records both
 # differences at $\zeta = 1 + i$:
@@ -434,15 +437,15 @@ plt.show()
 #
 # ## Second moments of the four cases
 #
-# With decoupling in hand, each block of chapter 04 is a generalised-MP matrix, and its
-# squared Frobenius norm per dimension is predicted by the second moment
-# $\gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2$ (for the $m$-dimensional ReLU features of
+# With decoupling in hand, each block of {doc}`chapter 04 <04_static_force>` is a generalised-MP
+# matrix, and its squared Frobenius norm per dimension is predicted by the second moment
+# $\gamma\,\mathbb E[\omega^2] + (\mathbb E\omega)^2$ (for the $m$-dimensional ReLU features of
 # the output layer, the non-isotropic version of chapter 04). `ch.second_moment_cases` runs the
-# four cases through chapter 04's functions (`hl.block_ratios_at_init` for the measurement and
-# the decoupled measurement, `hl.predicted_block_ratios` for the prediction) and averages over
-# draws. Columns: mean $\frac1k\|H_{bb}\|_F^2$ over diagonal blocks and
-# $\frac1k\|H_{bc}\|_F^2$ over off-diagonal ones ($k$ the block size), measured / decoupled /
-# predicted, and the RMS block ratio:
+# four cases through chapter 04's functions (`hl.block_ratios_at_init` for the measurement and the
+# decoupled measurement, `hl.predicted_block_ratios` for the prediction) and averages over draws.
+# Columns: mean $\frac1k\|H_{bb}\|_F^2$ over diagonal blocks and $\frac1k\|H_{bc}\|_F^2$ over
+# off-diagonal ones ($k$ the block size), measured / decoupled / predicted, and the RMS block
+# ratio:
 
 # %%
 rows = ch.second_moment_cases(cfg.mom_Cs, N=cfg.mom_N, d=cfg.mom_d, num_draws=cfg.mom_draws,
@@ -476,33 +479,34 @@ tol = 0.25 if cfg.profile == "quick" else 0.1  # quick: N = 200, single blocks f
 assert all(abs(rel[k][0]) < tol for k in good) and abs(r4.ratio[1] / r4.ratio[2] - 1) < 0.1
 
 # %% [markdown]
-# At $N =$ {glue:text}`ch05_mom_N`, $d =$ {glue:text}`ch05_mom_d` (chapter 04's setting),
-# averaged over {glue:text}`ch05_mom_draws` draws, the prediction of the diagonal-block norms
-# is within {glue:text}`ch05_mom_diag_err:.1%` of the measurement in every case except the
-# output layer of case 4, and the block ratios of cases 2–4 within
-# {glue:text}`ch05_mom_ratio_err:.1%` in the same cases. The exception is the one chapter 04
-# found: in the output layer of the one-hidden-layer CE net, the weights
-# $S_n = \operatorname{diag}(p_n) - p_np_n^\top$ are functions of the features $a_n$ themselves,
-# which live in only $m = 8$ dimensions, so the asymptotic independence that makes decoupling
-# work never sets in. At $C =$ {glue:text}`ch05_mom_C` the measured ratio is
-# {glue:text}`ch05_mom_case4_meas:.0%` above the prediction, while the decoupled block is
-# within {glue:text}`ch05_mom_case4_dec:.1%` of it. Under MSE the class blocks have constant
-# weights ($S_n = I$): their off-diagonal blocks are exactly zero, and the measured and
-# decoupled columns coincide.
+# At $N =$ {glue:text}`ch05_mom_N`, $d =$ {glue:text}`ch05_mom_d`
+# ({doc}`chapter 04 <04_static_force>`'s setting), averaged over {glue:text}`ch05_mom_draws`
+# draws, the prediction of the diagonal-block norms is within {glue:text}`ch05_mom_diag_err:.1%`
+# of the measurement in every case except the output layer of case 4, and the block ratios of
+# cases 2–4 within {glue:text}`ch05_mom_ratio_err:.1%` in the same cases. The exception is the one
+# {doc}`chapter 04 <04_static_force>` found: in the output layer of the one-hidden-layer CE net,
+# the weights $S_n = \operatorname{diag}(p_n) - p_np_n^\top$ are functions of the features $a_n$
+# themselves, which live in only $m = 8$ dimensions, so the asymptotic independence that makes
+# decoupling work never sets in. At $C =$ {glue:text}`ch05_mom_C` the measured ratio is
+# {glue:text}`ch05_mom_case4_meas:.0%` above the prediction, while the decoupled block is within
+# {glue:text}`ch05_mom_case4_dec:.1%` of it. Under MSE the class blocks have constant weights
+# ($S_n = I$): their off-diagonal blocks are exactly zero, and the measured and decoupled columns
+# coincide.
 #
 # ## Spectra without diagonalising: stochastic Lanczos quadrature
 #
-# Everything above used `eigvalsh`, which needs the matrix and $O(d^3)$ time. Chapter 06 needs
-# spectra of Hessians with up to millions of parameters, available only through
-# Hessian-vector products. Stochastic Lanczos quadrature (SLQ, {cite}`ghorbani2019investigation`;
-# Algorithm 5 of {cite}`zhang2024transformers`) estimates the spectral density from products
-# alone: $s$ steps of Lanczos from a random unit vector $v$ give an $s$-point Gauss quadrature
-# (nodes $\theta_j$, weights $\tau_j$) of the measure $\sum_j(v^\top q_j)^2\delta_{\mu_j}$,
-# whose average over $v$ is $\mu_H$; a Gaussian blur turns the nodes into a density. `hl.slq`
-# runs all probes through one batched matrix product per step.
+# Everything above used `eigvalsh`, which needs the matrix and $O(d^3)$ time.
+# {doc}`Chapter 06 <06_llm_implications>` needs spectra of Hessians with up to millions of
+# parameters, available only through Hessian-vector products. Stochastic Lanczos quadrature (SLQ,
+# {cite}`ghorbani2019investigation`; Algorithm 5 of {cite}`zhang2024transformers`) estimates the
+# spectral density from products alone: $s$ steps of Lanczos from a random unit vector $v$ give an
+# $s$-point Gauss quadrature (nodes $\theta_j$, weights $\tau_j$) of the measure
+# $\sum_j(v^\top q_j)^2\delta_{\lambda_j}$, whose average over $v$ is $\mu_H$; a Gaussian blur
+# turns the nodes into a density. `hl.slq` runs all probes through one batched matrix product per
+# step.
 #
 # We apply it to a diagonal block $H_{11}$ given only as the function
-# $v\mapsto\frac1N X^\top(\lambda\odot Xv)$ — the matrix is never formed — and compare with its
+# $v\mapsto\frac1N X^\top(\omega\odot Xv)$ — the matrix is never formed — and compare with its
 # exact eigenvalues blurred by the same width:
 
 # %%
@@ -556,20 +560,21 @@ plt.show()
 # with base-2 logarithms: 0 for equal densities, 1 for disjoint ones), and its second moment
 # is within {glue:text}`ch05_slq_m2err:.2%` of $\frac1d\|H\|_F^2$. The same routine,
 # `hl.block_slq`, gets every diagonal block's spectrum of a full Hessian from shared batched
-# Hessian-vector products; chapter 06 uses it to compare the blocks of transformers and CNNs.
+# Hessian-vector products; {doc}`chapter 06 <06_llm_implications>` uses it to compare the blocks
+# of transformers and CNNs.
 #
 # ## Exercises
 #
 # 1. **The semicircle's Stieltjes transform.** Show that the Stieltjes transform of the
-#    semicircle law solves $m^2 + zm + 1 = 0$, and pick the right root. Compare it with the
+#    semicircle law solves $s^2 + zs + 1 = 0$, and pick the right root. Compare it with the
 #    empirical transform of the Wigner matrices above.
 #
 # :::{dropdown} Solution
 # For a Wigner matrix, the Schur complement of the first diagonal entry gives, in the limit,
-# $m = 1/(-z - m)$: removing one row and column does not change the limit transform, and the
+# $s = 1/(-z - s)$: removing one row and column does not change the limit transform, and the
 # quadratic form $w^\top(W' - z)^{-1}w$ concentrates at $\frac1n\operatorname{tr}(W'-z)^{-1}
-# \approx m$. Hence $m^2 + zm + 1 = 0$, $m = \frac{-z\pm\sqrt{z^2-4}}{2}$, and the root with
-# $\operatorname{Im}m>0$ is the Stieltjes transform (the other one behaves like $-z$ at
+# \approx s$. Hence $s^2 + zs + 1 = 0$, $s = \frac{-z\pm\sqrt{z^2-4}}{2}$, and the root with
+# $\operatorname{Im}s>0$ is the Stieltjes transform (the other one behaves like $-z$ at
 # infinity, not like $-1/z$). Its imaginary part on the real axis is
 # $\frac12\sqrt{4-x^2} = \pi\rho(x)$. The cell compares it with
 # $\frac1n\operatorname{tr}(W - z)^{-1}$ averaged over the draws of
@@ -586,27 +591,27 @@ assert float((s_emp - m_sc).abs().max()) < 0.05
 
 # %% [markdown]
 # 2. **The second-moment formula.** Expand the generalised MP equation at large $|z|$ with
-#    $m = -\frac1z - \frac{m_1}{z^2} - \frac{m_2}{z^3} - \cdots$ and show that
-#    $m_1 = \mathbb E\lambda$ and $m_2 = \gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2$.
+#    $s = -\frac1z - \frac{M_1}{z^2} - \frac{M_2}{z^3} - \cdots$ and show that
+#    $M_1 = \mathbb E\omega$ and $M_2 = \gamma\,\mathbb E[\omega^2] + (\mathbb E\omega)^2$.
 #    Check it by integrating $x^2$ against the density that `hl.gmp_density` returns for the
 #    two-point weights of {numref}`fig-05-gmp`.
 #
 # :::{dropdown} Solution
-# Write the equation as $\frac1m = -z + \mathbb E\frac{\lambda}{1+\gamma\lambda m}$. Since
-# $m = O(1/z)$, expand $\frac{\lambda}{1+\gamma\lambda m} = \lambda - \gamma\lambda^2 m + O(z^{-2})
-# = \lambda + \frac{\gamma\lambda^2}{z} + O(z^{-2})$. On the left,
-# $\frac1m = -z\big(1 + \frac{m_1}{z} + \frac{m_2}{z^2}+\cdots\big)^{-1} = -z + m_1 +
-# \frac{m_2 - m_1^2}{z} + O(z^{-2})$. Matching powers of $z$: $m_1 = \mathbb E\lambda$ and
-# $m_2 - m_1^2 = \gamma\,\mathbb E[\lambda^2]$. So the second moment of the limit spectrum — the
-# limit of $\frac1d\|H\|_F^2$ — is $\gamma\,\mathbb E[\lambda^2] + (\mathbb E\lambda)^2$; only
-# two moments of $\lambda$ enter, although the density depends on its whole law.
+# Write the equation as $\frac1s = -z + \mathbb E\frac{\omega}{1+\gamma\omega s}$. Since
+# $s = O(1/z)$, expand $\frac{\omega}{1+\gamma\omega s} = \omega - \gamma\omega^2 s + O(z^{-2})
+# = \omega + \frac{\gamma\omega^2}{z} + O(z^{-2})$. On the left,
+# $\frac1s = -z\big(1 + \frac{M_1}{z} + \frac{M_2}{z^2}+\cdots\big)^{-1} = -z + M_1 +
+# \frac{M_2 - M_1^2}{z} + O(z^{-2})$. Matching powers of $z$: $M_1 = \mathbb E\omega$ and
+# $M_2 - M_1^2 = \gamma\,\mathbb E[\omega^2]$. So the second moment of the limit spectrum — the
+# limit of $\frac1d\|H\|_F^2$ — is $\gamma\,\mathbb E[\omega^2] + (\mathbb E\omega)^2$; only
+# two moments of $\omega$ enter, although the density depends on its whole law.
 # :::
 
 # %% tags=["hide-input"]
 x = law_g.grid
 moments = [float(torch.trapezoid(x**k * law_g.density, x)) for k in (0, 1, 2)]
-print(f"mass {moments[0]:.5f}, m1 {moments[1]:.5f} (E lambda = {float(lam_two.mean())}), "
-      f"m2 {moments[2]:.5f} (formula {m2_g_pred})")  # fmt: skip
+print(f"mass {moments[0]:.5f}, M1 {moments[1]:.5f} (E omega = {float(lam_two.mean())}), "
+      f"M2 {moments[2]:.5f} (formula {m2_g_pred})")  # fmt: skip
 assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
 
 # %% [markdown]
@@ -619,12 +624,12 @@ assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
 # (a) $x_nx_n^\top - x_n'x_n'^\top = Px_nx_n^\top P - P\tilde x_n\tilde x_n^\top P +
 # Px_n\,x_n^\top(I-P) + (I-P)x_n\,x_n^\top P - (\text{same with }\tilde x_n\text{ in the }P\text{
 # slots})$: every term has its column space or its row space in $\operatorname{range}P$, so
-# $H - H' = PM + M^\top P$ for some $M$, of rank at most $2C$. (b) By eigenvalue interlacing, a
-# rank-$r$ perturbation moves the counting function $F_A(x) = \frac1d\#\{\mu_j\le x\}$ by at
+# $H - H' = PB + B^\top P$ for some $B$, of rank at most $2C$. (b) By eigenvalue interlacing, a
+# rank-$r$ perturbation moves the counting function $F_A(x) = \frac1d\#\{\lambda_j\le x\}$ by at
 # most $r/d$; integrating by parts,
 # $s_A - s_B = \int\frac{(F_A - F_B)(x)}{(x-z)^2}dx$, and $\int\frac{dx}{|x-z|^2} =
 # \frac{\pi}{\operatorname{Im}z}$. (c) $\mathbb E s_{H'} = \mathbb E s_{\tilde H}$ because the
-# pairs $(\lambda(Vx_n), x_n')$ and $(\lambda(V\tilde x_n), x_n)$ have the same law; apply
+# pairs $(\omega(Vx_n), x_n')$ and $(\omega(V\tilde x_n), x_n)$ have the same law; apply
 # (b) draw by draw. The sweep above confirmed (c) for every draw; the cell checks the rank.
 # :::
 
@@ -672,12 +677,14 @@ assert torch.allclose(quad, hutch, rtol=1e-10)
 #
 # This run used the {glue:md}`ch05_profile` profile on {glue:md}`ch05_device` and took
 # {glue:text}`ch05_elapsed_s:.0f` s of wall-clock time ({glue:text}`ch05_cpu_s:.0f` s of CPU
-# time), of which {glue:text}`ch05_gap_s:.0f` s for the sweep over $N$. Matrices up to
+# time), of which {glue:text}`ch05_gap_s:.0f` s for the sweep over $N$
+# ({glue:md}`ch05_clock_label`: one measurement on a shared machine, where the wall clock
+# depends on the load; the CPU time much less). Matrices up to
 # $d\approx1000$ are diagonalised with one thread (on a busy shared CPU a second thread costs
 # more than it gains). The `paper` profile (1000 Wigner matrices as in the talk, the sweep up to
 # $N = 8000$, blocks with $d = 2000$) needs about {glue:text}`ch05_paper_factor:.0f` times the
 # floating-point work of `default` (counting $d^3 + Nd^2$ per matrix formed and diagonalised),
-# about {glue:text}`ch05_paper_cpu_h:.1f` hours at the speed of this run, much less on a GPU
+# about {glue:text}`ch05_paper_cpu_h:.1f` hours at the CPU speed of this run, much less on a GPU
 # (an estimate: the `paper` profile was not run for this build).
 
 # %%
@@ -685,6 +692,8 @@ glue("ch05_profile", Markdown(f"`{cfg.profile}`"), display=False)
 glue("ch05_device", Markdown(hl.device_name(device)), display=False)
 glue("ch05_elapsed_s", time.perf_counter() - t_start, display=False)
 glue("ch05_cpu_s", time.process_time() - cpu_start, display=False)
+glue("ch05_clock_label", Markdown(f"this machine, {torch.get_num_threads()} thread(s), load "
+                                  f"{load_start:.1f} at the start"), display=False)  # fmt: skip
 
 
 def work(p):  # d^3 + N d^2 per matrix formed and diagonalised

@@ -135,15 +135,51 @@ def test_snapshot_gif_and_html():
         hl.plot.snapshot_gif([])
 
 
-def test_hwv_norms_along():
+def test_track_run_trace_snapshots_and_summary():
     data = hl.gaussian_data(40, 5, 4, seed=2, device="cpu")
     net = hl.one_hidden_net(5, 3, 4, seed=3, device="cpu")
-    out = hl.chapters.dynamic_force.hwv_norms_along(
-        net, data.X, data.y, steps=20, lr=0.02, checkpoints=[0, 5, 20]
+    run = hl.chapters.dynamic_force.track_run(
+        net, data.X, data.y, steps=20, lr=0.02, frames=(0.0, 0.25, 1.0), extra_log=4,
+        progress=False,
+    )  # fmt: skip
+    assert [s.step for s in run.snapshots] == [0, 5, 20]
+    assert set(run.trace["step"]) >= {0, 5, 20} and len(run.trace["step"]) > 3
+    assert run.losses.shape == (21,) and run.losses[-1] < run.losses[0]
+    W0, V0 = (p.detach().float().double() for p in (net.W, net.V))  # trained in float32
+    ref = hl.chapters.dynamic_force.hwv_norms(data.X, data.y, W0, V0)
+    first = run.snapshots[0]
+    assert first.hwv.total == pytest.approx(ref.total, rel=1e-12)
+    # the cheap trace (float32 residual term) agrees with the float64 snapshot
+    k = list(run.trace["step"]).index(20)
+    assert run.trace["residual"][k] == pytest.approx(run.snapshots[-1].hwv.residual, rel=1e-5)
+    assert run.trace["loss"][k] == pytest.approx(run.snapshots[-1].loss, rel=1e-12)
+    summary = hl.chapters.dynamic_force.run_summary(run)
+    last = run.snapshots[-1]
+    assert summary["residual_ratio"] == pytest.approx(last.hwv.residual / first.hwv.residual)
+    assert summary["share_final"] == pytest.approx(last.hwv_share)
+    total = (last.norm_ww**2 + last.norm_vv**2 + 2 * last.hwv.total**2) ** 0.5
+    assert last.hwv_share == pytest.approx(last.hwv.total / total)
+    # float32 Hessians give the same numbers to float32 precision, and net stays untouched
+    run32 = hl.chapters.dynamic_force.track_run(
+        net, data.X, data.y, steps=20, lr=0.02, dtype=torch.float32, progress=False
     )
-    assert [s for s, _, _ in out] == [0, 5, 20]
-    ref = hl.chapters.dynamic_force.hwv_norms(
-        data.X, data.y, net.W.detach().float().double(), net.V.detach().float().double()
-    )
-    assert out[0][2].total == pytest.approx(ref.total, rel=1e-12)
-    assert out[-1][1] < out[0][1]
+    assert run32.snapshots[-1].hwv.total == pytest.approx(last.hwv.total, rel=1e-4)
+    assert net.W.dtype == torch.float64
+
+
+def test_teacher_labels_are_fitted_exactly_by_the_teacher():
+    data = hl.gaussian_data(50, 6, 5, seed=0, device="cpu")
+    y = hl.chapters.dynamic_force.teacher_labels(data.X, 3, 5, seed=9)
+    teacher = hl.one_hidden_net(6, 3, 5, seed=9, device="cpu")
+    assert y.shape == (50,) and y.dtype == torch.int64
+    assert torch.equal(teacher(data.X).argmax(1), y)
+    assert int(y.max()) < 5
+
+
+def test_adam_speed_times_both_loops_on_the_same_threads():
+    data = hl.gaussian_data(30, 4, 3, seed=0, device="cpu")
+    net = hl.one_hidden_net(4, 2, 3, seed=1, device="cpu")
+    t = hl.chapters.dynamic_force.adam_speed(net, data.X, data.y, steps=3, repeats=2)
+    assert set(t) == {"train_adam", "textbook"}
+    assert all(v.threads == 1 and len(v.seconds) == 2 and v.min > 0 for v in t.values())
+    assert "this machine" in t["textbook"].label

@@ -104,3 +104,14 @@ def test_uniform_probabilities_give_c_minus_one_over_c():
         assert mass == pytest.approx((C - 1) / C, rel=1e-12)
     with pytest.raises(ValueError, match="logits"):
         hl.chapters.observations.ce_class_block_mass(X, torch.zeros(14, 3, dtype=X.dtype))
+
+
+def test_input_correlation():
+    white = hl.gaussian_data(400, 50, 2, seed=0, device="cpu").X
+    r = hl.chapters.observations.input_correlation(white)
+    assert r == pytest.approx((2 / (np.pi * 400)) ** 0.5, rel=0.15)  # sampling noise only
+    base = torch.randn(100, 1, generator=hl.make_generator(1), dtype=torch.float64)
+    same = torch.cat([base, 2 * base, -base, torch.ones(100, 1, dtype=torch.float64)], dim=1)
+    assert hl.chapters.observations.input_correlation(same) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two non-constant"):
+        hl.chapters.observations.input_correlation(torch.ones(10, 3, dtype=torch.float64))

@@ -223,3 +223,40 @@ def test_bad_inputs_raise():
         hl.chapters.static_force.class_sweep([1, 4], [0], N=10, d=4, progress=False)
     with pytest.raises(ValueError, match="C must be >= 2"):
         hl.chapters.static_force.intuition_ratio([1], block="vv")
+
+
+def test_dependence_sweep_rows_are_the_library_ratios():
+    out = hl.chapters.static_force.dependence_sweep([40, 80], gamma=0.25, C=12, m=3, draws=2)
+    assert out["N"].tolist() == [40, 80] and out["d"].tolist() == [10, 20]
+    for key in ("measured", "decoupled", "predicted"):
+        assert out[key].shape == (2, 2) and np.all(out[key] > 0)
+    # the first point, rebuilt by hand with the same seeds
+    X, X_ind, X_pred = (hl.gaussian_data(40, 10, 2, seed=k, device="cpu").X for k in range(3))
+    net, _ = hl.case_model(4, 10, 12, m=3, seed=3, device="cpu")
+    assert out["measured"][0, 0] == pytest.approx(hl.block_ratios_at_init(net, X).vv, rel=1e-12)
+    dec = hl.block_ratios_at_init(net, X, decouple_with=X_ind).vv
+    assert out["decoupled"][0, 0] == pytest.approx(dec, rel=1e-12)
+    pred = hl.predicted_block_ratios(net, X_pred, N=40).vv
+    assert out["predicted"][0, 0] == pytest.approx(pred, rel=1e-12)
+    with pytest.raises(ValueError, match="num_classes"):
+        hl.chapters.static_force.dependence_sweep([40], gamma=0.25, C=1)
+
+
+def test_case4_class_block_gap_does_not_close_with_size():
+    """For fixed m the class blocks converge to E[S_ij a aᵀ]: fitted as a + b/sqrt(N), the gap
+    to the decoupled prediction has a non-zero limit a instead of vanishing with the size."""
+    out = hl.chapters.static_force.dependence_sweep([500, 2000], gamma=0.1, C=64, draws=2)
+    miss = 1 - out["predicted"].mean(1) / out["measured"].mean(1)
+    dec = out["decoupled"].mean(1) / out["predicted"].mean(1) - 1
+    limit = hl.chapters.static_force.size_limit(out["N"], miss).limit
+    assert limit > 0.04 and miss[-1] > limit
+    assert np.abs(dec).max() < 0.05
+
+
+def test_size_limit_recovers_a_known_law():
+    Ns = np.array([100, 400, 1600])
+    fit = hl.chapters.static_force.size_limit(Ns, 0.2 + 3.0 / np.sqrt(Ns))
+    assert fit.limit == pytest.approx(0.2) and fit.coef == pytest.approx(3.0)
+    assert fit(10_000) == pytest.approx(0.23)
+    with pytest.raises(ValueError, match="two positive sizes"):
+        hl.chapters.static_force.size_limit([100], [0.1])

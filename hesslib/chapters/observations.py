@@ -41,6 +41,7 @@ __all__ = [
     "ce_class_block_mass",
     "ClassBlockMass",
     "HessianSummary",
+    "input_correlation",
     "one_hidden_summary",
     "summarize_hessian",
 ]
@@ -272,3 +273,21 @@ def ce_class_block_mass(A: torch.Tensor, logits: torch.Tensor) -> ClassBlockMass
     p = torch.softmax(logits.to(torch.float64), dim=1)  # (N, C)
     stats = output_block_stats_gram(A, p)  # the same Gram sums as the LM-head section of ch. 06
     return ClassBlockMass(stats.diag_mass, stats.rms_ratio, stats.num_classes)
+
+
+def input_correlation(X: torch.Tensor) -> float:
+    """Mean absolute correlation between two distinct input coordinates of ``X`` ``(N, d)``.
+
+    About ``sqrt(2 / (π N))`` for white noise (sampling noise alone); far larger for images,
+    whose neighbouring pixels move together. Constant coordinates are left out.
+    """
+    check_matrix("X", X)
+    Z = X.to(torch.float64)
+    Z = Z - Z.mean(0)
+    std = Z.pow(2).mean(0).sqrt()  # (d,)
+    Z = Z[:, std > 0] / std[std > 0]  # (N, d') standardised columns
+    R = (Z.T @ Z / Z.shape[0]).abs()  # (d', d')
+    d = R.shape[0]
+    if d < 2:
+        raise ValueError("X needs at least two non-constant columns")
+    return float((R.sum() - R.diagonal().sum()) / (d * (d - 1)))

@@ -1,9 +1,9 @@
 r"""Chapter 05's experiment driver: the second-moment law against chapter 04's four cases.
 
-Chapter 05 shows that a Hessian block ``H = (1/N) Σ_n λ_n u_n u_nᵀ`` whose weights ``λ_n`` are
+Chapter 05 shows that a Hessian block ``H = (1/N) Σ_n ω_n u_n u_nᵀ`` whose weights ``ω_n`` are
 independent of the features has, for ``u_n ~ N(0, I_d)`` and ``γ = d/N``,
 
-.. math:: \tfrac1d \|H\|_F^2 \approx \gamma\, \mathbb E[\lambda^2] + (\mathbb E \lambda)^2 ,
+.. math:: \tfrac1d \|H\|_F^2 \approx \gamma\, \mathbb E[\omega^2] + (\mathbb E \omega)^2 ,
 
 the second moment of the generalised Marchenko–Pastur law (:func:`hesslib.core.gram.second_moment`).
 :func:`second_moment_cases` puts that prediction beside the measured and the *decoupled*
@@ -71,7 +71,7 @@ def second_moment_cases(
     seed: int = 0,
     device=None,
 ) -> list[MomentRow]:
-    r"""The four cases of chapter 04 against ``(1/k)‖H_b‖_F² ≈ γ E[λ²] + (E λ)²``.
+    r"""The four cases of chapter 04 against ``(1/k)‖H_b‖_F² ≈ γ E[ω²] + (E ω)²``.
 
     For each ``C`` and draw: data ``X`` (``N × d``), an independent copy for the decoupled
     blocks, ``4N`` independent inputs for the prediction, and fresh models of cases 1–4

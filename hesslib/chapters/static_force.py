@@ -31,7 +31,10 @@ __all__ = [
     "coupling_matrix",
     "coupling_summary",
     "CouplingSummary",
+    "dependence_sweep",
     "intuition_ratio",
+    "size_limit",
+    "SizeFit",
 ]
 
 #: The curves of the sweep: ``key -> (case, layer)``.
@@ -131,6 +134,61 @@ def _sweep_point(C: int, base: int, *, N, d, m, init, device) -> dict[str, tuple
             if kcase == case:
                 out[key] = (getattr(r, layer), getattr(q, layer))
     return out
+
+
+def dependence_sweep(
+    Ns, *, gamma: float, C: int, m: int = 8, draws: int = 2, seed: int = 0, device=None
+) -> dict[str, np.ndarray]:
+    r"""The case-4 class-block ratio at growing ``N`` and ``d = γ N`` (fixed ``C``, ``m``).
+
+    For every ``N`` and draw: the measured RMS ratio of ``H_vv``, the ratio of the decoupled
+    ``H̃_vv`` (softmax weights from independent inputs) and the second-moment prediction.
+    With ``m`` fixed, each class block ``(1/N) Σ_n S_n[i, j] a_n a_nᵀ`` is an average of ``N``
+    i.i.d. ``m × m`` matrices and converges to ``E[S_ij a aᵀ]`` (law of large numbers), while the
+    prediction converges to ``E[S_ij] E[a aᵀ]``-type limits: if the two differ, the gap stays.
+
+    Returns:
+        ``{"N", "d"}`` ``(K,)`` and ``{"measured", "decoupled", "predicted"}`` ``(K, draws)``.
+    """
+    check_num_classes(C)
+    out = {k: np.zeros((len(Ns), draws)) for k in ("measured", "decoupled", "predicted")}
+    ds = [max(1, round(gamma * N)) for N in Ns]
+    for i, (N, d) in enumerate(zip(Ns, ds)):
+        for j in range(draws):
+            base = seed + 1000 * i + 10 * j
+            X, X_ind, X_pred = (gaussian_data(N, d, 2, seed=base + k, device=device).X
+                                for k in range(3))  # fmt: skip
+            net, _ = case_model(4, d, C, m=m, seed=base + 3, device=X.device)
+            out["measured"][i, j] = block_ratios_at_init(net, X, loss="ce").vv
+            decoupled = block_ratios_at_init(net, X, loss="ce", decouple_with=X_ind)
+            out["decoupled"][i, j] = decoupled.vv
+            out["predicted"][i, j] = predicted_block_ratios(net, X_pred, N=N, loss="ce").vv
+    return out | {"N": np.asarray(Ns), "d": np.asarray(ds)}
+
+
+@dataclass(frozen=True)
+class SizeFit:
+    """``value(N) ≈ limit + coef / sqrt(N)``, fitted by least squares."""
+
+    limit: float
+    coef: float
+
+    def __call__(self, N) -> np.ndarray:
+        return self.limit + self.coef / np.sqrt(np.asarray(N, dtype=float))
+
+
+def size_limit(Ns, values) -> SizeFit:
+    """Split ``values`` measured at sizes ``Ns`` into a limit and an ``N^{-1/2}`` finite-size part.
+
+    Raises:
+        ValueError: fewer than two sizes, or ``Ns`` and ``values`` of different lengths.
+    """
+    N, v = np.asarray(Ns, dtype=float), np.asarray(values, dtype=float)
+    if N.ndim != 1 or N.shape != v.shape or len(N) < 2 or np.any(N <= 0):
+        raise ValueError("need at least two positive sizes and one value per size")
+    A = np.stack([np.ones_like(N), N**-0.5], axis=1)  # (K, 2)
+    (limit, coef), *_ = np.linalg.lstsq(A, v, rcond=None)
+    return SizeFit(float(limit), float(coef))
 
 
 def coupling_matrix(norms: torch.Tensor) -> torch.Tensor:
