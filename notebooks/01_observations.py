@@ -151,10 +151,13 @@ for (loss, g), s in stats.items():
     print(
         f"{loss:>3} H_{g.lower()}{g.lower()}: ratio {s.rms_ratio:.4f}, diagonal mass {s.diag_mass:.3f}"
     )
-    glue(f"ch01_ratio_{loss}_{g.lower()}{g.lower()}", s.rms_ratio, display=False)
-    glue(f"ch01_mass_{loss}_{g.lower()}{g.lower()}", s.diag_mass, display=False)
     mblocks = layout.group(g)[1] - layout.group(g)[0]
     assert abs(s.diag_mass - 1 / (1 + (mblocks - 1) * s.rms_ratio**2)) < 1e-9
+
+# %% tags=["remove-cell"]
+for (loss, g), s in stats.items():
+    glue(f"ch01_ratio_{loss}_{g.lower()}{g.lower()}", s.rms_ratio, display=False)
+    glue(f"ch01_mass_{loss}_{g.lower()}{g.lower()}", s.diag_mass, display=False)
 
 # %% [markdown]
 # In this run, the class blocks of $H_{vv}$ under CE have an off/diagonal ratio of
@@ -178,10 +181,12 @@ plt.tight_layout()
 plt.show()
 
 # %%
+assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
+
+# %% tags=["remove-cell"]
 glue("ch01_P", layout.num_params, display=False)
 glue("ch01_num_blocks", layout.num_blocks, display=False)
 glue("ch01_mass_all_ce", hl.diag_mass_fraction(H["ce"], layout), display=False)
-assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
 
 # %% [markdown]
 # Across all {glue:text}`ch01_num_blocks` blocks of the {glue:text}`ch01_P`-parameter CE
@@ -219,8 +224,10 @@ cifar = hl.nets.cifar100(
     dtype=torch.float32,
 )
 prefix = "**This is a Gaussian stand-in, not CIFAR-100.** " if cifar.is_standin else ""
-glue("ch01_cifar_note", Markdown(prefix + cifar.note), display=False)
 print(cifar.name)
+
+# %% tags=["remove-cell"]
+glue("ch01_cifar_note", Markdown(prefix + cifar.note), display=False)
 
 # %% [markdown]
 # With $P = md + Cm$ = {glue:text}`ch01_fig1_P` parameters (input dimension
@@ -239,6 +246,8 @@ net1 = hl.one_hidden_net(
     cifar.d, 8, cifar.num_classes, seed=seed + 1, device=device, dtype=torch.float32
 )
 layout1 = net1.layout()
+
+# %% tags=["remove-cell"]
 glue("ch01_fig1_P", layout1.num_params, display=False)
 glue("ch01_fig1_d", cifar.d, display=False)
 glue("ch01_fig1_gb", layout1.num_params**2 * 4 / 1e9, display=False)
@@ -281,10 +290,6 @@ plt.show()
 # %%
 for loss, s in fig1.items():
     sw, sv = s.stats("W"), s.stats("V")
-    glue(f"ch01_fig1_ratio_{loss}_ww", sw.rms_ratio, display=False)
-    glue(f"ch01_fig1_mass_{loss}_ww", sw.diag_mass, display=False)
-    glue(f"ch01_fig1_ratio_{loss}_vv", sv.rms_ratio, display=False)
-    glue(f"ch01_fig1_mass_{loss}_all", s.diag_mass(), display=False)
     print(
         f"{loss}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass {sw.diag_mass:.3f}), "
         f"H_vv ratio {sv.rms_ratio:.2e}, whole H diagonal mass {s.diag_mass():.3f}"
@@ -294,6 +299,14 @@ for loss, s in fig1.items():
         (Nw.diagonal()[:, None] > Nw).sum(1).eq(7).all()
     )  # each neuron block dominates its row
 assert fig1["mse"].stats("V").rms_ratio < 1e-6 and fig1["ce"].stats("V").rms_ratio < 0.1
+
+# %% tags=["remove-cell"]
+for loss, s in fig1.items():
+    sw, sv = s.stats("W"), s.stats("V")
+    glue(f"ch01_fig1_ratio_{loss}_ww", sw.rms_ratio, display=False)
+    glue(f"ch01_fig1_mass_{loss}_ww", sw.diag_mass, display=False)
+    glue(f"ch01_fig1_ratio_{loss}_vv", sv.rms_ratio, display=False)
+    glue(f"ch01_fig1_mass_{loss}_all", s.diag_mass(), display=False)
 
 # %% [markdown]
 # On the data of this build, both losses give the picture of the paper: eight bright neuron blocks
@@ -396,14 +409,19 @@ for C_ in (2, 10, 100):
     lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
     pt_H[C_] = (hl.closed_form_hessian(lin, data_c.X, data_c.y, loss="ce"), lin.layout())
     pt_stats[C_] = hl.block_stats(*pt_H[C_])
-    glue(f"ch01_pt_mass_C{C_}", pt_stats[C_].diag_mass, display=False)
-    glue(f"ch01_pt_ratio_C{C_}", pt_stats[C_].rms_ratio, display=False)
     print(
         f"C = {C_:3d}: ratio {pt_stats[C_].rms_ratio:.4f}, diagonal mass {pt_stats[C_].diag_mass:.4f}"
     )
+assert abs(pt_stats[2].rms_ratio - 1) < 1e-9 and abs(pt_stats[2].diag_mass - 0.5) < 1e-9
+
+# %% tags=["remove-cell"]
+for C_, s in pt_stats.items():
+    glue(f"ch01_pt_mass_C{C_}", s.diag_mass, display=False)
+    glue(f"ch01_pt_ratio_C{C_}", s.rms_ratio, display=False)
+
+# %% tags=["remove-cell"]
 glue("ch01_pt_N", cfg.pt_N, display=False)
 glue("ch01_pt_d", cfg.pt_d, display=False)
-assert abs(pt_stats[2].rms_ratio - 1) < 1e-9 and abs(pt_stats[2].diag_mass - 0.5) < 1e-9
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Linear model + CE at random initialisation on Gaussian data, for $C = 2$, 10 and 100 classes (left to right): $|H|$ with lines between the class blocks (each of size $d$), clipped at 1/10 of the maximum (each block is close to a multiple of $\\frac1N\\sum_n x_nx_n^\\top \\approx I$, hence the bright diagonals). At $C = 2$ the off-diagonal blocks mirror the diagonal ones; as $C$ grows the mass concentrates on the diagonal blocks.", "name": "fig-01-phase"}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -445,9 +463,11 @@ for i, j in tqdm(list(np.ndindex(*mass_sweep.shape)), desc="C sweep"):
     data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j, device=device)
     lin = hl.linear_net(cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j + 1, device=device)
     mass_sweep[i, j] = ch.ce_class_block_mass(data_c.X, lin(data_c.X).detach()).diag_mass
+assert bool((mass_sweep.mean(1).diff() > 0).all())  # the diagonal mass grows with C
+
+# %% tags=["remove-cell"]
 glue("ch01_pt_seeds", cfg.pt_seeds, display=False)
 glue("ch01_pt_mass_C1000", float(mass_sweep[-1].mean()), display=False)
-assert bool((mass_sweep.mean(1).diff() > 0).all())  # the diagonal mass grows with C
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Fraction of the squared Frobenius norm of the linear-model CE Hessian on its $C$ diagonal blocks, against the number of classes $C$ (log axis); mean over seeds with the min–max band, and the value $(C-1)/C$ for uniform probabilities.", "name": "fig-01-phase-mass"}}
 ax = plt.subplots(figsize=(5.5, 3.6))[1]

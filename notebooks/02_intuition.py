@@ -118,8 +118,10 @@ plt.show()
 ex21 = hl.symbolic.talk_example("2-1")
 chk21 = hl.symbolic.verify_example(ex21, seed=seed)
 display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex21, chk21.H)))
-glue("ch02_zeros_ex21", chk21.num_zero, display=False)
 assert chk21.max_err < 1e-12 and chk21.pattern_ok
+
+# %% tags=["remove-cell"]
+glue("ch02_zeros_ex21", chk21.num_zero, display=False)
 
 # %% [markdown]
 # {glue:text}`ch02_zeros_ex21` of the 16 entries are identically zero, and they are exactly the
@@ -149,8 +151,10 @@ plt.show()
 ex22 = hl.symbolic.talk_example("2-2")
 chk22 = hl.symbolic.verify_example(ex22, seed=seed)
 display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex22, chk22.H)))
-glue("ch02_zeros_ex22", chk22.num_zero, display=False)
 assert chk22.max_err < 1e-12 and chk22.pattern_ok
+
+# %% tags=["remove-cell"]
+glue("ch02_zeros_ex22", chk22.num_zero, display=False)
 
 # %% [markdown]
 # Three things can be read off the matrix and the graph in {numref}`fig-02-simo`:
@@ -187,8 +191,10 @@ plt.show()
 ex3 = hl.symbolic.talk_example("3")
 chk3 = hl.symbolic.verify_example(ex3, seed=seed)
 display(Math(hl.symbolic.hessian_latex(ex3, chk3.H, rows=range(ex3.d))))
-glue("ch02_zeros_ex3", chk3.num_zero, display=False)
 assert chk3.max_err < 1e-12 and chk3.pattern_ok
+
+# %% tags=["remove-cell"]
+glue("ch02_zeros_ex3", chk3.num_zero, display=False)
 
 # %% [markdown]
 # In block form, for any $d$, $m$, $C$ (with $\otimes$ the Kronecker product and $R = VW - Y$):
@@ -249,11 +255,13 @@ Y_far = torch.full((exL.C, exL.d), -3.0)
 H_far, H_fit = hl.two_layer_hessian(WL, VL, Y_far), hl.two_layer_hessian(WL, VL, VL @ WL)
 wv = (exL.layout.param_slice("W"), exL.layout.param_slice("V"))
 res_share = float((H_far - H_fit)[wv].norm() / H_far[wv].norm())
-glue("ch02_residual_share", res_share, display=False)
 direct = torch.tensor(
     hl.symbolic.predicted_pattern(exL)[wv] == 2
 )  # the graph's direct links in H_wv
 assert torch.equal((H_far - H_fit)[wv] != 0, direct)
+
+# %% tags=["remove-cell"]
+glue("ch02_residual_share", res_share, display=False)
 
 # %% [markdown]
 # The difference between the two Hessians is the residual term, and the last line of the cell
@@ -311,12 +319,14 @@ norms_dense = hl.block_norms(H_small, lay)[:m, :m]
 assert torch.allclose(norms_dense, 3**0.5 * (V_small.T @ V_small).abs(), atol=1e-12)
 pred = [1 / np.sqrt(C + 2) for C in Cs]
 rel = float(max(abs(r / p - 1) for r, p in zip(ratios, pred)))
+print(f"largest relative deviation from 1/sqrt(C+2): {rel:.3f}")
+assert rel < 0.2
+
+# %% tags=["remove-cell"]
 glue("ch02_ratio_C2", ratios[0], display=False)
 glue("ch02_ratio_Cmax", ratios[-1], display=False)
 glue("ch02_Cmax", Cs[-1], display=False)
 glue("ch02_ratio_relerr", rel, display=False)
-print(f"largest relative deviation from 1/sqrt(C+2): {rel:.3f}")
-assert rel < 0.2
 
 # %% [markdown]
 # With two outputs the white boxes are not small at all (ratio

@@ -265,9 +265,11 @@ predicted = np.array(
     [rmt.second_moment_prediction(lam_indep[:, i], gamma=cfg.d / cfg.N) for i in range(10)]
 )
 print("prediction / measurement - 1:", np.array2string(predicted / measured - 1, precision=3))
+assert abs(predicted.mean() / measured.mean() - 1) < 0.2
+
+# %% tags=["remove-cell"]
 glue("ch04_diag_err_max", float(np.abs(predicted / measured - 1).max()), display=False)
 glue("ch04_diag_err_mean", float(abs(predicted.mean() / measured.mean() - 1)), display=False)
-assert abs(predicted.mean() / measured.mean() - 1) < 0.2
 
 # %% [markdown]
 # Single blocks deviate from their prediction by up to {glue:text}`ch04_diag_err_max:.1%`
@@ -285,16 +287,18 @@ assert abs(predicted.mean() / measured.mean() - 1) < 0.2
 # 4; the two losses share the weights), and its prediction.
 
 # %%
-glue("ch04_N", cfg.N, display=False)
-glue("ch04_d", cfg.d, display=False)
-glue("ch04_gamma", cfg.d / cfg.N, display=False)
-glue("ch04_C_max", int(max(cfg.Cs)), display=False)
-glue("ch04_num_seeds", cfg.num_seeds, display=False)
 seeds = range(seed, seed + cfg.num_seeds)
 t_sweep = time.perf_counter()
 sweep = ch.class_sweep(cfg.Cs, seeds, N=cfg.N, d=cfg.d, m=cfg.m, init=cfg.init, device=device)
 sweep_s = time.perf_counter() - t_sweep
 assert np.all(sweep.measured["case2_vv"][0] > 0.999)  # C = 2: p_1(1-p_1) = p_1 p_2 exactly
+
+# %% tags=["remove-cell"]
+glue("ch04_N", cfg.N, display=False)
+glue("ch04_d", cfg.d, display=False)
+glue("ch04_gamma", cfg.d / cfg.N, display=False)
+glue("ch04_C_max", int(max(cfg.Cs)), display=False)
+glue("ch04_num_seeds", cfg.num_seeds, display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Off-diagonal/diagonal block ratio at initialisation against the number of classes. Left: class blocks of $H_{vv}$ under CE, linear model (case 2) and one hidden layer (case 4). Right: neuron blocks of $H_{ww}$, one hidden layer, MSE (case 3) and CE (case 4). Solid: mean over independent draws, band: min–max; dashed: second-moment prediction; black dotted: the talk's intuition, $1/(C-1)$ and $C^{-1/2}$.", "name": "fig-04-sweep"}}
 Cs = sweep.Cs.astype(float)
@@ -319,7 +323,6 @@ plt.show()
 # confidence intervals from the standard error of the slope:
 
 # %%
-glue("ch04_c_fit_min", cfg.c_fit_min, display=False)
 fits = {k: hl.fit_slope(Cs, sweep.measured[k], c_min=cfg.c_fit_min) for k in ch.SWEEP_KEYS}
 fits_pred = {k: hl.fit_slope(Cs, sweep.predicted[k], c_min=cfg.c_fit_min) for k in ch.SWEEP_KEYS}
 for k in ch.SWEEP_KEYS:
@@ -328,16 +331,23 @@ for k in ch.SWEEP_KEYS:
 assert all(-1.15 < fits[k].slope < -0.85 for k in ("case2_vv", "case4_vv"))
 assert all(-0.75 < fits[k].slope < -0.3 for k in ("case3_ww", "case4_ww"))
 
+# %% tags=["remove-cell"]
+glue("ch04_c_fit_min", cfg.c_fit_min, display=False)
+
 # %%
-for k in ch.SWEEP_KEYS:
-    for name, fit in (("slope", fits[k]), ("pslope", fits_pred[k])):
-        for attr in ("slope", "low", "high"):
-            glue(f"ch04_{name}_{k}_{attr}", getattr(fit, attr), display=False)
 RATE = {"case2_vv": -1.0, "case4_vv": -1.0, "case3_ww": -0.5, "case4_ww": -0.5}
 outside = [f"case {k[4]} ({'class' if k.endswith('vv') else 'neuron'} blocks)"
            for k in RATE if not fits[k].contains(RATE[k])]  # fmt: skip
 listed = " and ".join([", ".join(outside[:-1]), outside[-1]] if len(outside) > 1 else outside)
 verdict = f"the intervals of {listed} exclude them" if outside else "all intervals contain them"
+
+# %% tags=["remove-cell"]
+for k in ch.SWEEP_KEYS:
+    for name, fit in (("slope", fits[k]), ("pslope", fits_pred[k])):
+        for attr in ("slope", "low", "high"):
+            glue(f"ch04_{name}_{k}_{attr}", getattr(fit, attr), display=False)
+
+# %% tags=["remove-cell"]
 glue("ch04_slopes_verdict", Markdown(verdict), display=False)
 glue("ch04_slope_dev_max", max(abs(fits[k].slope - RATE[k]) for k in RATE), display=False)
 
@@ -377,25 +387,35 @@ plt.show()
 # %%
 err = {key: sweep.relative_error(key) for key in ch.SWEEP_KEYS}
 for key, e in err.items():
-    glue(f"ch04_relerr_max_{key}", float(np.abs(e).max()), display=False)
-    glue(f"ch04_relerr_last_{key}", float(-e[-1]), display=False)
     print(f"{key}: prediction/measurement - 1 = {np.array2string(e, precision=3)}")
 assert all(np.abs(err[k]).max() < 0.1 for k in ("case2_vv", "case3_ww", "case4_ww"))
 assert err["case4_vv"][-1] < -0.05  # the output layer of case 4: prediction too low
 
+# %% tags=["remove-cell"]
+for key, e in err.items():
+    glue(f"ch04_relerr_max_{key}", float(np.abs(e).max()), display=False)
+    glue(f"ch04_relerr_last_{key}", float(-e[-1]), display=False)
+
 # %%
 first = int(np.argmax(sweep.Cs >= cfg.c_fit_min))  # first C of the fitted range
-for key in RATE:  # r · C^{-rate}, mean over draws: flat for an exact power law
+const = {}  # key -> r · C^{-rate} (mean over draws) at the first and last fitted C
+for key in RATE:  # flat for an exact power law
     compensated = (sweep.measured[key] * Cs[:, None] ** -RATE[key]).mean(1)
-    glue(f"ch04_const_first_{key}", float(compensated[first]), display=False)
-    glue(f"ch04_const_last_{key}", float(compensated[-1]), display=False)
-glue("ch04_const_case2_theory", float(limit), display=False)
+    const[key] = (float(compensated[first]), float(compensated[-1]))
 Cr_last = float(sweep.measured["case2_vv"][-1].mean() * Cs[-1])  # C r at the largest C
+assert Cr_last * (1 - 1 / Cs[-1]) > 1  # the 1/(C-1) rule underestimates the ratio
+
+# %% tags=["remove-cell"]
+for key, (c_first, c_last) in const.items():
+    glue(f"ch04_const_first_{key}", c_first, display=False)
+    glue(f"ch04_const_last_{key}", c_last, display=False)
+
+# %% tags=["remove-cell"]
+glue("ch04_const_case2_theory", float(limit), display=False)
 glue(
     "ch04_intuition_gap_case2", float(Cr_last * (1 - 1 / Cs[-1]) - 1), display=False
 )  # (C-1) r - 1
 glue("ch04_limit_gap_case2", float(abs(Cr_last / limit - 1)), display=False)
-assert Cr_last * (1 - 1 / Cs[-1]) > 1  # the 1/(C-1) rule underestimates the ratio
 
 # %% [markdown]
 # **The second-moment prediction holds for three of the four curves.** Over the whole range
@@ -493,7 +513,7 @@ glue("ch04_dep_dec_max", float(abs(dec).max()), display=False)
 
 # %%
 K_shown = 16
-heat = {}
+heat, heat_ratio = {}, {}
 for C in cfg.heat_Cs:
     net = hl.one_hidden_net(cfg.d, cfg.m, C, init=cfg.init, seed=seed + 4, device=device)
     W, V = net.W.detach(), net.V.detach()
@@ -505,7 +525,11 @@ for C in cfg.heat_Cs:
     assert (
         abs(r_dense / hl.block_ratios_at_init(net, X, loss="ce").ww - 1) < 1e-8
     )  # dense = Gram identity
-    glue(f"ch04_heat_ratio_ww_C{C}", r_dense, display=False)
+    heat_ratio[C] = r_dense
+
+# %% tags=["remove-cell"]
+for C, r in heat_ratio.items():
+    glue(f"ch04_heat_ratio_ww_C{C}", r, display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H_{ww}|$ of the one-hidden-layer CE net at initialisation ($m = 8$ neuron blocks of size $d$, Gaussian data) for $C = 10, 100, 1000$. Colour scale clipped at max/50 in each panel; thin lines separate the neuron blocks.", "name": "fig-04-hww"}}
 fig, axes = plt.subplots(1, len(cfg.heat_Cs), figsize=(12, 3.9))
@@ -566,14 +590,16 @@ plt.show()
 
 # %%
 m_lvl, K_lvl, lvl = 4, 4, {"init": cfg.init, "seed": seed + 6, "device": device}
-glue("ch04_lvl_C", cfg.lvl_C, display=False)
-glue("ch04_lvl_steps", cfg.lvl_steps, display=False)
 data_small = hl.gaussian_data(cfg.lvl_N, cfg.lvl_d, K_lvl, seed=seed + 5, device=device)
 data_big = hl.gaussian_data(cfg.lvl_N, cfg.lvl_d, cfg.lvl_C, seed=seed + 5, device=device)
 net_small = hl.one_hidden_net(cfg.lvl_d, m_lvl, K_lvl, **lvl)
 net_big = hl.one_hidden_net(cfg.lvl_d, m_lvl, cfg.lvl_C, **lvl)
 run = hl.train_adam(net_big, data_big.X, data_big.y, loss="ce", steps=cfg.lvl_steps, lr=1e-2,
                     checkpoints=[cfg.lvl_steps], progress=False)  # fmt: skip
+
+# %% tags=["remove-cell"]
+glue("ch04_lvl_C", cfg.lvl_C, display=False)
+glue("ch04_lvl_steps", cfg.lvl_steps, display=False)
 
 # %%
 states = {
@@ -590,15 +616,19 @@ for name, (net, dat, loss) in states.items():
 
 # %%
 (l1, l0, l2, l3) = levels.values()
-for tag, s in (("mse4", l1), ("ce4", l0), ("ceC", l2), ("trained", l3)):
-    for layer in ("ww", "vv", "wv"):
-        glue(f"ch04_lvl_{tag}_{layer}", getattr(s, layer), display=False)
-glue("ch04_lvl_loss0", float(run.losses[0]), display=False)
-glue("ch04_lvl_loss1", float(run.losses[-1]), display=False)
 assert l1.vv == 0.0  # level 1: exact zeros
 assert l2.ww < l0.ww and l2.vv < l0.vv / 10  # level 2: large C weakens the layer blocks
 assert l3.wv < l2.wv / 3  # level 3: training weakens the cross block (relative coupling)
 assert l2.ww < l3.ww < l0.ww and l2.vv < l3.vv < l0.vv  # training raises them, not back to C = 4
+
+# %% tags=["remove-cell"]
+for tag, s in (("mse4", l1), ("ce4", l0), ("ceC", l2), ("trained", l3)):
+    for layer in ("ww", "vv", "wv"):
+        glue(f"ch04_lvl_{tag}_{layer}", getattr(s, layer), display=False)
+
+# %% tags=["remove-cell"]
+glue("ch04_lvl_loss0", float(run.losses[0]), display=False)
+glue("ch04_lvl_loss1", float(run.losses[-1]), display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Block couplings $\\rho_{ij} = \\|H_{ij}\\|_F/\\sqrt{\\|H_{ii}\\|_F\\|H_{jj}\\|_F}$ of a one-hidden-layer net with $m = 4$: the 4 neuron blocks $w_k$ (top left of the blue lines) and the first 4 class blocks $v_c$. Exact zeros are white and marked 0; log colour scale from $10^{-3}$ to 1. From left to right: level 1 (MSE: class blocks decoupled exactly), CE at $C = 4$ (everything linked), level 2 (large $C$: the layer blocks decouple, $H_{wv}$ does not), level 3 (after Adam: $H_{wv}$ fades too).", "name": "fig-04-levels"}}
 labels = [f"$w_{k + 1}$" for k in range(m_lvl)] + [f"$v_{c + 1}$" for c in range(K_lvl)]

@@ -126,14 +126,16 @@ print(f"{wig.numel()} eigenvalues, KS distance {ks_sc:.4f}, second moment {m2_sc
 assert ks_sc < 0.02 and abs(m2_sc - 1 - 1 / cfg.wig_n) < 0.01
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eigenvalues of Wigner matrices (histogram over all draws) and the semicircle density (red). Size and number of draws are given in the text.", "name": "fig-05-semicircle"}}
-glue("ch05_wig_n", cfg.wig_n, display=False)
-glue("ch05_wig_samples", cfg.wigner_samples, display=False)
-glue("ch05_ks_sc", ks_sc, display=False)
-glue("ch05_m2_sc", m2_sc, display=False)
 fig, ax = plt.subplots(figsize=(6, 3.4))
 hl.plot.spectrum_histogram(ax, wig, grid=grid_sc, density=rho_sc, bins=90, curve_label="semicircle")
 ax.legend(fontsize=8)
 plt.show()
+
+# %% tags=["remove-cell"]
+glue("ch05_wig_n", cfg.wig_n, display=False)
+glue("ch05_wig_samples", cfg.wigner_samples, display=False)
+glue("ch05_ks_sc", ks_sc, display=False)
+glue("ch05_m2_sc", m2_sc, display=False)
 
 # %% [markdown]
 # Over {glue:text}`ch05_wig_samples` matrices of size {glue:text}`ch05_wig_n` the empirical
@@ -205,9 +207,6 @@ print(f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[w^2] + (E w)^2
 assert ks_g < 0.03 and abs(m2_g / m2_g_pred - 1) < 0.02
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Generalised MP law: eigenvalues of $\\frac1N X^\\top\\Omega X$ with $\\omega_n\\in\\{1, 4\\}$ (half each, independent of $X$), $\\gamma = 1/4$, against the density from `hl.gmp_density` (red) and the MP law scaled to the same mean weight 2.5 (dashed).", "name": "fig-05-gmp"}}
-glue("ch05_ks_gmp", ks_g, display=False)
-glue("ch05_m2_gmp", m2_g, display=False)
-glue("ch05_m2_gmp_pred", m2_g_pred, display=False)
 fig, ax = plt.subplots(figsize=(6, 3.4))
 hl.plot.spectrum_histogram(
     ax, eigs_g, grid=grid_g, density=law_g.density, bins=80, curve_label="GMP"
@@ -217,6 +216,11 @@ ax.plot(grid_g, hl.marchenko_pastur_density(grid_g, ratio=0.25, sigma2=mean_lam)
         label=f"MP, $\\sigma^2$ = {mean_lam:g}")  # fmt: skip
 ax.legend(fontsize=8)
 plt.show()
+
+# %% tags=["remove-cell"]
+glue("ch05_ks_gmp", ks_g, display=False)
+glue("ch05_m2_gmp", m2_g, display=False)
+glue("ch05_m2_gmp_pred", m2_g_pred, display=False)
 
 # %% [markdown]
 # The histogram follows the solved density (KS distance {glue:text}`ch05_ks_gmp:.4f`), and its
@@ -247,9 +251,6 @@ plt.show()
 # $\omega$ taken from the same model on fresh inputs:
 
 # %%
-glue("ch05_C", cfg.C, display=False)
-glue("ch05_blk_N", cfg.blk_N, display=False)
-glue("ch05_blk_d", cfg.blk_d, display=False)
 blk = hl.rmt.block_spectra(cfg.blk_N, cfg.blk_d, cfg.C, num_samples=cfg.blk_samples, seed=seed + 3,
                        device=device)  # fmt: skip
 grid_b = torch.linspace(0, 1.15 * float(blk.coupled.max()), 500, dtype=torch.float64)
@@ -258,6 +259,11 @@ ks_b = {name: hl.rmt.ks_distance(e, grid_b, law_b.density)
         for name, e in (("coupled", blk.coupled), ("decoupled", blk.decoupled))}  # fmt: skip
 print({k: round(v, 4) for k, v in ks_b.items()})
 assert max(ks_b.values()) < 0.05
+
+# %% tags=["remove-cell"]
+glue("ch05_C", cfg.C, display=False)
+glue("ch05_blk_N", cfg.blk_N, display=False)
+glue("ch05_blk_d", cfg.blk_d, display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectrum of the diagonal CE block $H_{11}$ of a linear model at initialisation (left; weights computed from the data themselves) and of the decoupled block $\\tilde H_{11}$ (right; weights from an independent copy), both against the generalised MP density for the law of $\\omega = p_1(1-p_1)$ (red). Sizes in the text.", "name": "fig-05-blocks"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
@@ -275,11 +281,13 @@ sq = {
 }
 pred_b = hl.second_moment_prediction(blk.lam, gamma=blk.gamma)
 err_b = {name: v / pred_b - 1 for name, v in sq.items()}
+print("(1/d)|H|_F^2 / prediction - 1:", {k: f"{v:+.4f}" for k, v in err_b.items()})
+assert max(abs(v) for v in err_b.values()) < 0.05
+
+# %% tags=["remove-cell"]
 for name in ks_b:
     glue(f"ch05_ks_{name}", ks_b[name], display=False)
     glue(f"ch05_m2err_{name}", abs(err_b[name]), display=False)
-print("(1/d)|H|_F^2 / prediction - 1:", {k: f"{v:+.4f}" for k, v in err_b.items()})
-assert max(abs(v) for v in err_b.values()) < 0.05
 
 # %% [markdown]
 # With $N =$ {glue:text}`ch05_blk_N`, $d =$ {glue:text}`ch05_blk_d` and $C =$
@@ -326,11 +334,6 @@ print("max |E s(t) - s_GMP| / |s_GMP|:", off_gmp.numpy().round(4))
 assert float(off_gmp.max()) < 0.05
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Monte Carlo $\\mathbb E\\,s_{H(t)}(z)$ along the interpolation ($t = 1$: the Hessian block, $t = 0$: the decoupled block), real part (left) and imaginary part (right), at three points $z = \\bar\\omega\\zeta$; bars: $\\pm 2$ standard errors. Dashed: the generalised MP value.", "name": "fig-05-interpolation"}}
-glue("ch05_t_N", cfg.t_N, display=False)
-glue("ch05_t_samples", cfg.t_samples, display=False)
-glue("ch05_t_drift", float(drift.max()), display=False)
-glue("ch05_t_se", float(curve.sem.max()), display=False)
-glue("ch05_t_offgmp", float(off_gmp.max()), display=False)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 for ax, part in zip(axes, ("real", "imag")):
     for k, (z, color) in enumerate(zip(zeta, ("tab:blue", "tab:orange", "tab:green"))):
@@ -343,6 +346,13 @@ for ax, part in zip(axes, ("real", "imag")):
 axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
+
+# %% tags=["remove-cell"]
+glue("ch05_t_N", cfg.t_N, display=False)
+glue("ch05_t_samples", cfg.t_samples, display=False)
+glue("ch05_t_drift", float(drift.max()), display=False)
+glue("ch05_t_se", float(curve.sem.max()), display=False)
+glue("ch05_t_offgmp", float(off_gmp.max()), display=False)
 
 # %% [markdown]
 # Along the whole path the mean transform stays flat: at $N =$ {glue:text}`ch05_t_N`,
@@ -372,12 +382,9 @@ plt.show()
 # differences at $\zeta = 1 + i$:
 
 # %%
-glue("ch05_gap_Nmin", cfg.Ns[0], display=False)
-glue("ch05_gap_Nmax", cfg.Ns[-1], display=False)
 t_gap = time.perf_counter()
 gap = hl.rmt.decoupling_gap(cfg.Ns, gamma=0.25, C=cfg.C, zeta=[1 + 1j], num_samples=cfg.gap_samples,
                         seed=seed + 5, device=device, progress=True)  # fmt: skip
-glue("ch05_gap_s", time.perf_counter() - t_gap, display=False)
 delta, delta_se = (v[:, 0] for v in gap.gap("swap"))  # |E s_H - E s_H~| and its SE
 naive, naive_se = (v[:, 0] for v in gap.gap("naive"))
 rms, rms_se = (v[:, 0] for v in gap.pathwise_rms())
@@ -385,18 +392,28 @@ print(pd.DataFrame({"N": gap.Ns, "|delta_N|": delta, "SE (coupled)": delta_se,
                     "SE (naive)": naive_se, "one draw (RMS)": rms}).to_string(index=False))  # fmt: skip
 assert float(gap.bound_ratio.max()) <= 1.0  # rank bound of exercise 3, draw by draw
 
+# %% tags=["remove-cell"]
+glue("ch05_gap_Nmin", cfg.Ns[0], display=False)
+glue("ch05_gap_Nmax", cfg.Ns[-1], display=False)
+glue("ch05_gap_s", time.perf_counter() - t_gap, display=False)
+
 # %%
 fit_gap = hl.core.loglog_fit(gap.Ns, delta, delta_se)
 fit_rms = hl.core.loglog_fit(gap.Ns, rms, rms_se)
 for name, fit in (("gap", fit_gap), ("rms", fit_rms)):
-    for attr in ("slope", "low", "high"):
-        glue(f"ch05_slope_{name}_{attr}", getattr(fit, attr), display=False)
     print(f"{name}: slope {fit.slope:.3f} [{fit.low:.3f}, {fit.high:.3f}]")
-glue("ch05_naive_over_gap", float(naive_se[-1] / delta[-1]), display=False)
-glue("ch05_bound_ratio", float(gap.bound_ratio.max()), display=False)
 if cfg.profile != "quick":  # three values of N are too few for a slope
     assert fit_gap.high < -0.5 and -1.4 < fit_gap.slope < -0.7
     assert -0.7 < fit_rms.slope < -0.35
+
+# %% tags=["remove-cell"]
+for name, fit in (("gap", fit_gap), ("rms", fit_rms)):
+    for attr in ("slope", "low", "high"):
+        glue(f"ch05_slope_{name}_{attr}", getattr(fit, attr), display=False)
+
+# %% tags=["remove-cell"]
+glue("ch05_naive_over_gap", float(naive_se[-1] / delta[-1]), display=False)
+glue("ch05_bound_ratio", float(gap.bound_ratio.max()), display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Decoupling gap against $N$ ($\\gamma = 1/4$, $\\zeta = 1 + i$, log-log). Blue: $|\\mathbb E s_H - \\mathbb E s_{\\tilde H}|$ estimated with the rank-$2C$ coupling, $\\pm 2$ standard errors, and its weighted least-squares fit. Orange: the typical difference of one draw, $\\sqrt{\\mathbb E|s_H - s_{\\tilde H}|^2}$, and its fit. Grey: slopes $-1/2$ and $-1$ for reference.", "name": "fig-05-gap"}}
 Ns = gap.Ns.double().numpy()
@@ -464,19 +481,23 @@ ratio_err = lambda r: r.ratio[0] / r.ratio[2] - 1 if r.ratio[2] > 0 else r.ratio
 rel = {(r.case, r.layer, r.C): (r.diag[0] / r.diag[2] - 1, ratio_err(r)) for r in rows}
 good = [k for k in rel if k[:2] != (4, "vv")]  # all but the output layer of case 4
 assert all(rel[k][1] == 0.0 for k in rel if k[0] == 1 or k[:2] == (3, "vv"))  # exact zeros
-glue("ch05_mom_diag_err", max(abs(rel[k][0]) for k in good), display=False)
-glue("ch05_mom_ratio_err", max(abs(rel[k][1]) for k in good if k[0] > 1), display=False)
 C_big = max(cfg.mom_Cs)
 r4 = next(r for r in rows if (r.case, r.layer, r.C) == (4, "vv", C_big))
+print({k: f"diag {a:+.3f}, ratio {b:+.3f}" for k, (a, b) in rel.items()})
+tol = 0.25 if cfg.profile == "quick" else 0.1  # quick: N = 200, single blocks fluctuate
+assert all(abs(rel[k][0]) < tol for k in good) and abs(r4.ratio[1] / r4.ratio[2] - 1) < 0.1
+
+# %% tags=["remove-cell"]
+glue("ch05_mom_diag_err", max(abs(rel[k][0]) for k in good), display=False)
+glue("ch05_mom_ratio_err", max(abs(rel[k][1]) for k in good if k[0] > 1), display=False)
+
+# %% tags=["remove-cell"]
 glue("ch05_mom_C", C_big, display=False)
 glue("ch05_mom_case4_meas", r4.ratio[0] / r4.ratio[2] - 1, display=False)
 glue("ch05_mom_case4_dec", abs(r4.ratio[1] / r4.ratio[2] - 1), display=False)
 glue("ch05_mom_N", cfg.mom_N, display=False)
 glue("ch05_mom_d", cfg.mom_d, display=False)
 glue("ch05_mom_draws", cfg.mom_draws, display=False)
-print({k: f"diag {a:+.3f}, ratio {b:+.3f}" for k, (a, b) in rel.items()})
-tol = 0.25 if cfg.profile == "quick" else 0.1  # quick: N = 200, single blocks fluctuate
-assert all(abs(rel[k][0]) < tol for k in good) and abs(r4.ratio[1] / r4.ratio[2] - 1) < 0.1
 
 # %% [markdown]
 # At $N =$ {glue:text}`ch05_mom_N`, $d =$ {glue:text}`ch05_mom_d`
@@ -529,11 +550,6 @@ print(
 assert js_slq < 0.1 and abs(m2["SLQ"] / m2["exact"] - 1) < 0.1
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectral density of a diagonal CE block by stochastic Lanczos quadrature from matrix-vector products only (blue, band: $\\pm 2$ standard errors across probes) against its exact eigenvalues blurred with the same Gaussian width (black dashed) and the generalised MP density (red).", "name": "fig-05-slq"}}
-glue("ch05_slq_js", js_slq, display=False)
-glue("ch05_slq_steps", cfg.slq_steps, display=False)
-glue("ch05_slq_probes", cfg.slq_probes, display=False)
-glue("ch05_slq_d", cfg.slq_d, display=False)
-glue("ch05_slq_m2err", abs(m2["SLQ"] / m2["exact"] - 1), display=False)
 law_s = hl.gmp_density(
     spec.grid.clamp(min=0), hl.rmt.lambda_quantiles(lam1), gamma=cfg.slq_d / cfg.slq_N
 )
@@ -552,6 +568,13 @@ ax.set_xlabel("eigenvalue")
 ax.set_ylabel("density")
 ax.legend(fontsize=8)
 plt.show()
+
+# %% tags=["remove-cell"]
+glue("ch05_slq_js", js_slq, display=False)
+glue("ch05_slq_steps", cfg.slq_steps, display=False)
+glue("ch05_slq_probes", cfg.slq_probes, display=False)
+glue("ch05_slq_d", cfg.slq_d, display=False)
+glue("ch05_slq_m2err", abs(m2["SLQ"] / m2["exact"] - 1), display=False)
 
 # %% [markdown]
 # With {glue:text}`ch05_slq_probes` probes and {glue:text}`ch05_slq_steps` Lanczos steps on a
@@ -688,12 +711,6 @@ assert torch.allclose(quad, hutch, rtol=1e-10)
 # (an estimate: the `paper` profile was not run for this build).
 
 # %%
-glue("ch05_profile", Markdown(f"`{cfg.profile}`"), display=False)
-glue("ch05_device", Markdown(hl.device_name(device)), display=False)
-glue("ch05_elapsed_s", time.perf_counter() - t_start, display=False)
-glue("ch05_cpu_s", time.process_time() - cpu_start, display=False)
-glue("ch05_clock_label", Markdown(f"this machine, {torch.get_num_threads()} thread(s), load "
-                                  f"{load_start:.1f} at the start"), display=False)  # fmt: skip
 
 
 def work(p):  # d^3 + N d^2 per matrix formed and diagonalised
@@ -704,9 +721,18 @@ def work(p):  # d^3 + N d^2 per matrix formed and diagonalised
 
 
 factor = work(PROFILES["paper"]) / work(PROFILES["default"])
+
+# %% tags=["remove-cell"]
+glue("ch05_profile", Markdown(f"`{cfg.profile}`"), display=False)
+glue("ch05_device", Markdown(hl.device_name(device)), display=False)
+glue("ch05_elapsed_s", time.perf_counter() - t_start, display=False)
+glue("ch05_cpu_s", time.process_time() - cpu_start, display=False)
+glue("ch05_clock_label", Markdown(f"this machine, {torch.get_num_threads()} thread(s), load "
+                                  f"{load_start:.1f} at the start"), display=False)  # fmt: skip
 glue("ch05_paper_factor", factor, display=False)
 glue(
     "ch05_paper_cpu_h",
     (time.process_time() - cpu_start) * work(PROFILES["paper"]) / work(vars(cfg)) / 3600,
     display=False,
 )
+
