@@ -735,4 +735,3 @@ glue(
     (time.process_time() - cpu_start) * work(PROFILES["paper"]) / work(vars(cfg)) / 3600,
     display=False,
 )
-
