@@ -41,33 +41,57 @@ N = None  # samples
 d = None  # input dimension
 C = None  # classes
 m = None  # hidden neurons
-download = None  # fetch CIFAR-100 if missing (None: the HESSLIB_DOWNLOAD environment variable)
-cifar_root = None  # where the CIFAR-100 archive is (None: HESSLIB_CIFAR100, then the user cache)
+# fetch CIFAR-100 if missing (None: the HESSLIB_DOWNLOAD environment variable)
+download = None
+# where the CIFAR-100 archive is (None: HESSLIB_CIFAR100, then the user cache)
+cifar_root = None
 fig1_N = None  # CIFAR-100 images in Fig. 1
 
 # %%
 import gc
 import os
 
+import hesslib as hl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from hesslib.chapters import observations as ch
 from IPython.display import Markdown
 from myst_nb import glue
 from tqdm.auto import tqdm
 
-import hesslib as hl
-from hesslib.chapters import observations as ch
-
 PROFILES = {
     "quick": {"N": 400, "d": 40, "C": 40, "m": 4},
-    "default": {"N": 5000, "d": 500, "C": 500, "m": 8},  # the talk's Gaussian setting
+    "default": {
+        "N": 5000,
+        "d": 500,
+        "C": 500,
+        "m": 8,
+    },  # the talk's Gaussian setting
     "paper": {"N": 5000, "d": 500, "C": 500, "m": 8},
 }
 # paper Fig. 1 (CIFAR-100 images, side in pixels after pooling) and the phase transition (pt_*)
-PROFILES["quick"] |= {"fig1_N": 32, "fig1_size": 8, "pt_N": 200, "pt_d": 8, "pt_seeds": 2}
-PROFILES["default"] |= {"fig1_N": 128, "fig1_size": 32, "pt_N": 1000, "pt_d": 10, "pt_seeds": 5}
-PROFILES["paper"] |= {"fig1_N": 128, "fig1_size": 32, "pt_N": 1000, "pt_d": 10, "pt_seeds": 20}
+PROFILES["quick"] |= {
+    "fig1_N": 32,
+    "fig1_size": 8,
+    "pt_N": 200,
+    "pt_d": 8,
+    "pt_seeds": 2,
+}
+PROFILES["default"] |= {
+    "fig1_N": 128,
+    "fig1_size": 32,
+    "pt_N": 1000,
+    "pt_d": 10,
+    "pt_seeds": 5,
+}
+PROFILES["paper"] |= {
+    "fig1_N": 128,
+    "fig1_size": 32,
+    "pt_N": 1000,
+    "pt_d": 10,
+    "pt_seeds": 20,
+}
 cfg = hl.resolve_profile(profile, PROFILES, N=N, d=d, C=C, m=m, fig1_N=fig1_N)
 device = hl.default_device()
 print("device:", hl.device_name(device))
@@ -86,7 +110,10 @@ print("device:", hl.device_name(device))
 data = hl.gaussian_data(cfg.N, cfg.d, cfg.C, seed=seed, device=device)
 net = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=seed + 1, device=device)
 layout = net.layout()
-H = {loss: hl.closed_form_hessian(net, data.X, data.y, loss=loss) for loss in ("ce", "mse")}
+H = {
+    loss: hl.closed_form_hessian(net, data.X, data.y, loss=loss)
+    for loss in ("ce", "mse")
+}
 print(f"P = {layout.num_params}, blocks = {layout.num_blocks}")
 
 # %% [markdown]
@@ -95,10 +122,14 @@ print(f"P = {layout.num_params}, blocks = {layout.num_blocks}")
 
 # %%
 f, theta = hl.flat_loss(net, data.X, data.y, "ce")
-cols = torch.arange(0, layout.num_params, max(1, layout.num_params // 16), device=device)
+cols = torch.arange(
+    0, layout.num_params, max(1, layout.num_params // 16), device=device
+)
 E = torch.zeros(layout.num_params, len(cols), dtype=theta.dtype, device=device)
 E[cols, torch.arange(len(cols))] = 1.0
-err = float((hl.hvp(f, theta, E) - H["ce"][:, cols]).abs().max() / H["ce"].abs().max())
+err = float(
+    (hl.hvp(f, theta, E) - H["ce"][:, cols]).abs().max() / H["ce"].abs().max()
+)
 print(f"max relative difference on {len(cols)} columns: {err:.1e}")
 assert err < 1e-10
 
@@ -149,14 +180,17 @@ stats = {
 }
 for (loss, g), s in stats.items():
     print(
-        f"{loss:>3} H_{g.lower()}{g.lower()}: ratio {s.rms_ratio:.4f}, diagonal mass {s.diag_mass:.3f}"
+        f"{loss:>3} H_{g.lower()}{g.lower()}: ratio {s.rms_ratio:.4f}, "
+        f"diagonal mass {s.diag_mass:.3f}"
     )
     mblocks = layout.group(g)[1] - layout.group(g)[0]
     assert abs(s.diag_mass - 1 / (1 + (mblocks - 1) * s.rms_ratio**2)) < 1e-9
 
 # %% tags=["remove-cell"]
 for (loss, g), s in stats.items():
-    glue(f"ch01_ratio_{loss}_{g.lower()}{g.lower()}", s.rms_ratio, display=False)
+    glue(
+        f"ch01_ratio_{loss}_{g.lower()}{g.lower()}", s.rms_ratio, display=False
+    )
     glue(f"ch01_mass_{loss}_{g.lower()}{g.lower()}", s.diag_mass, display=False)
 
 # %% [markdown]
@@ -175,8 +209,12 @@ norms = hl.block_norms(H["ce"], layout)
 w0, w1 = layout.group("W")
 v0, v1 = layout.group("V")
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-hl.plot.block_norm_map(norms[w0:w1, w0:w1], ax=axes[0], title="neuron blocks (CE)")
-hl.plot.block_norm_map(norms[v0:v1, v0:v1], ax=axes[1], log=True, title="class blocks (CE, log10)")
+hl.plot.block_norm_map(
+    norms[w0:w1, w0:w1], ax=axes[0], title="neuron blocks (CE)"
+)
+hl.plot.block_norm_map(
+    norms[v0:v1, v0:v1], ax=axes[1], log=True, title="class blocks (CE, log10)"
+)
 plt.tight_layout()
 plt.show()
 
@@ -223,7 +261,11 @@ cifar = hl.nets.cifar100(
     device=device,
     dtype=torch.float32,
 )
-prefix = "**This is a Gaussian stand-in, not CIFAR-100.** " if cifar.is_standin else ""
+prefix = (
+    "**This is a Gaussian stand-in, not CIFAR-100.** "
+    if cifar.is_standin
+    else ""
+)
 print(cifar.name)
 
 # %% tags=["remove-cell"]
@@ -239,11 +281,18 @@ glue("ch01_cifar_note", Markdown(prefix + cifar.note), display=False)
 # `benchmarks/bench_fig1.py` measures the time and peak memory of this step at full size.
 
 # %%
-H_mse_vv = H["mse"][layout.param_slice("V"), layout.param_slice("V")].clone()  # for Exercise 2
+H_mse_vv = H["mse"][
+    layout.param_slice("V"), layout.param_slice("V")
+].clone()  # for Exercise 2
 del H, E, f, theta  # the Gaussian-setting Hessians are not needed any more
 _ = gc.collect()
 net1 = hl.one_hidden_net(
-    cifar.d, 8, cifar.num_classes, seed=seed + 1, device=device, dtype=torch.float32
+    cifar.d,
+    8,
+    cifar.num_classes,
+    seed=seed + 1,
+    device=device,
+    dtype=torch.float32,
 )
 layout1 = net1.layout()
 
@@ -256,17 +305,27 @@ glue("ch01_fig1_gb", layout1.num_params**2 * 4 / 1e9, display=False)
 fig1 = {}
 for loss in ("ce", "mse"):
     fig1[loss] = ch.one_hidden_summary(
-        net1, cifar.X, cifar.y, loss=loss, title=f"{loss.upper()}, {cifar.name}, m=8"
+        net1,
+        cifar.X,
+        cifar.y,
+        loss=loss,
+        title=f"{loss.upper()}, {cifar.name}, m=8",
     )
     print(f"{loss}: Hessian in {fig1[loss].seconds:.1f} s")
 _ = gc.collect()
 
 # %% tags=["remove-cell"]
-slowest = hl.core.timing.Timing((max(s.seconds for s in fig1.values()),), torch.get_num_threads(),
-                                os.getloadavg()[0])  # fmt: skip
+slowest = hl.core.timing.Timing(
+    (max(s.seconds for s in fig1.values()),),
+    torch.get_num_threads(),
+    os.getloadavg()[0],
+)
 glue("ch01_fig1_seconds", slowest.min, display=False)
-glue("ch01_fig1_timing", Markdown(slowest.label.replace("median of 1 (spread ×1.00)", "one run")),
-     display=False)  # fmt: skip
+glue(
+    "ch01_fig1_timing",
+    Markdown(slowest.label.replace("median of 1 (spread ×1.00)", "one run")),
+    display=False,
+)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Fig. 1 at this profile: the Hessian of a one-hidden-layer net ($m = 8$, $C = 100$) at random initialisation on the images named in the titles (CIFAR-100, or the labelled stand-in described in the note above), CE (top) and MSE (bottom). Left: the full $|H|$, max-pooled to screen resolution and clipped at 1/10 of its maximum (with $N \\ll d$ the largest entries sit on the diagonals of the neuron blocks), with lines between neuron blocks and between the two layers. Middle: the $8\\times 8$ map of neuron-block norms $\\|H_{w_iw_j}\\|_F$, divided by the largest. Right: the output-layer block $|H_{vv}|$, 100 class blocks of size 8, clipped at 1/100.", "name": "fig-01-cifar"}}
 fig, axes = plt.subplots(2, 3, figsize=(13, 8))
@@ -274,7 +333,9 @@ for row, (loss, s) in zip(axes, fig1.items()):
     hl.plot.hessian_summary(s, ax=row[0], clip=1 / 10)
     Nw = s.group_norms("W")
     hl.plot.block_norm_map(
-        Nw / Nw.max(), ax=row[1], title=f"{loss.upper()}: neuron-block norms / max"
+        Nw / Nw.max(),
+        ax=row[1],
+        title=f"{loss.upper()}: neuron-block norms / max",
     )
     hl.plot.heatmap(
         s.kept["V"],
@@ -291,14 +352,19 @@ plt.show()
 for loss, s in fig1.items():
     sw, sv = s.stats("W"), s.stats("V")
     print(
-        f"{loss}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass {sw.diag_mass:.3f}), "
-        f"H_vv ratio {sv.rms_ratio:.2e}, whole H diagonal mass {s.diag_mass():.3f}"
+        f"{loss}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass "
+        f"{sw.diag_mass:.3f}), "
+        f"H_vv ratio {sv.rms_ratio:.2e}, whole H diagonal mass "
+        f"{s.diag_mass():.3f}"
     )
     Nw = s.group_norms("W")
     assert bool(
         (Nw.diagonal()[:, None] > Nw).sum(1).eq(7).all()
     )  # each neuron block dominates its row
-assert fig1["mse"].stats("V").rms_ratio < 1e-6 and fig1["ce"].stats("V").rms_ratio < 0.1
+assert (
+    fig1["mse"].stats("V").rms_ratio < 1e-6
+    and fig1["ce"].stats("V").rms_ratio < 0.1
+)
 
 # %% tags=["remove-cell"]
 for loss, s in fig1.items():
@@ -339,34 +405,54 @@ for loss, s in fig1.items():
 
 # %%
 d32k = {}
-for d_ in (cifar.d, 32_000):  # Gaussian inputs of CIFAR-100's N and C, ratios from Grams
+for d_ in (
+    cifar.d,
+    32_000,
+):  # Gaussian inputs of CIFAR-100's N and C, ratios from Grams
     X_ = hl.gaussian_data(cfg.fig1_N, d_, 2, seed=seed + 3, device=device).X
     net_ = hl.one_hidden_net(d_, 8, 100, seed=seed + 4, device=device)
     d32k[d_] = hl.block_ratios_at_init(net_, X_, loss="ce")
-    print(f"d = {d_}: neuron-block ratio {d32k[d_].ww:.3f}, class-block {d32k[d_].vv:.4f}")
+    print(
+        f"d = {d_}: neuron-block ratio {d32k[d_].ww:.3f}, class-block "
+        f"{d32k[d_].vv:.4f}"
+    )
 assert all(r.ww < 0.5 and r.vv < 0.1 for r in d32k.values())
 
 # %% tags=["remove-cell"]
 corr = ch.input_correlation(cifar.X)
-white = ch.input_correlation(hl.gaussian_data(cfg.fig1_N, cifar.d, 2, seed=seed + 5).X)
+white = ch.input_correlation(
+    hl.gaussian_data(cfg.fig1_N, cifar.d, 2, seed=seed + 5).X
+)
 if cifar.is_standin:
     text = (
-        "**This build used the Gaussian stand-in, not real images.** Its inputs are white "
-        f"noise (mean absolute correlation between two input coordinates {corr:.3f}, the "
-        f"sampling noise of N = {cfg.fig1_N} samples) and its labels are independent of them: "
-        "exactly the assumptions of the theory. The figure therefore shows the block structure "
-        "at the shape of CIFAR-100 (N much smaller than d, C = 100 classes), not that real "
-        "images, whose pixels are strongly correlated and not centred, keep it; with the "
+        "**This build used the Gaussian stand-in, not real images.** Its "
+        "inputs are white "
+        "noise (mean absolute correlation between two input coordinates "
+        f"{corr:.3f}, the "
+        f"sampling noise of N = {cfg.fig1_N} samples) and its labels are "
+        "independent of them: "
+        "exactly the assumptions of the theory. The figure therefore shows the "
+        "block structure "
+        "at the shape of CIFAR-100 (N much smaller than d, C = 100 classes), "
+        "not that real "
+        "images, whose pixels are strongly correlated and not centred, keep "
+        "it; with the "
         "archive (see the note above) this section shows the real images."
     )
 else:
     text = (
-        "Real images differ from Gaussian noise in one visible way: pixels are strongly "
-        f"correlated (mean absolute correlation between two input coordinates {corr:.3f} "
-        f"here, against {white:.3f} for Gaussian noise of the same size) and not centred, so "
-        "the input second-moment matrix is far from a multiple of the identity, and the neuron "
-        "blocks show the texture of the image covariance instead of a clean diagonal. The "
-        "block structure survives it: it does not need the Gaussian data of the theory."
+        "Real images differ from Gaussian noise in one visible way: pixels are "
+        "strongly "
+        "correlated (mean absolute correlation between two input coordinates "
+        f"{corr:.3f} "
+        f"here, against {white:.3f} for Gaussian noise of the same size) and "
+        "not centred, so "
+        "the input second-moment matrix is far from a multiple of the "
+        "identity, and the neuron "
+        "blocks show the texture of the image covariance instead of a clean "
+        "diagonal. The "
+        "block structure survives it: it does not need the Gaussian data of "
+        "the theory."
     )
 glue("ch01_fig1_data_md", Markdown(text), display=False)
 glue("ch01_fig1_corr", corr, display=False)
@@ -407,12 +493,19 @@ pt_H, pt_stats = {}, {}
 for C_ in (2, 10, 100):
     data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device)
     lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
-    pt_H[C_] = (hl.closed_form_hessian(lin, data_c.X, data_c.y, loss="ce"), lin.layout())
+    pt_H[C_] = (
+        hl.closed_form_hessian(lin, data_c.X, data_c.y, loss="ce"),
+        lin.layout(),
+    )
     pt_stats[C_] = hl.block_stats(*pt_H[C_])
     print(
-        f"C = {C_:3d}: ratio {pt_stats[C_].rms_ratio:.4f}, diagonal mass {pt_stats[C_].diag_mass:.4f}"
+        f"C = {C_:3d}: ratio {pt_stats[C_].rms_ratio:.4f}, diagonal mass "
+        f"{pt_stats[C_].diag_mass:.4f}"
     )
-assert abs(pt_stats[2].rms_ratio - 1) < 1e-9 and abs(pt_stats[2].diag_mass - 0.5) < 1e-9
+assert (
+    abs(pt_stats[2].rms_ratio - 1) < 1e-9
+    and abs(pt_stats[2].diag_mass - 0.5) < 1e-9
+)
 
 # %% tags=["remove-cell"]
 for C_, s in pt_stats.items():
@@ -433,7 +526,8 @@ for ax, (C_, (H_c, lay_c)) in zip(axes, pt_H.items()):
         ax=ax,
         clip=1 / 10,
         grid="groups_and_blocks" if C_ <= 10 else "none",
-        title=f"C = {C_}: ratio {s.rms_ratio:.3f}, diagonal mass {s.diag_mass:.3f}",
+        title=f"C = {C_}: ratio {s.rms_ratio:.3f}, "
+        f"diagonal mass {s.diag_mass:.3f}",
     )
 plt.tight_layout()
 plt.show()
@@ -460,10 +554,18 @@ del pt_H
 Cs_sweep = [2, 3, 5, 10, 20, 50, 100, 200, 500, 1000]
 mass_sweep = torch.zeros(len(Cs_sweep), cfg.pt_seeds, dtype=torch.float64)
 for i, j in tqdm(list(np.ndindex(*mass_sweep.shape)), desc="C sweep"):
-    data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j, device=device)
-    lin = hl.linear_net(cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j + 1, device=device)
-    mass_sweep[i, j] = ch.ce_class_block_mass(data_c.X, lin(data_c.X).detach()).diag_mass
-assert bool((mass_sweep.mean(1).diff() > 0).all())  # the diagonal mass grows with C
+    data_c = hl.gaussian_data(
+        cfg.pt_N, cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j, device=device
+    )
+    lin = hl.linear_net(
+        cfg.pt_d, Cs_sweep[i], seed=seed + 100 * j + 1, device=device
+    )
+    mass_sweep[i, j] = ch.ce_class_block_mass(
+        data_c.X, lin(data_c.X).detach()
+    ).diag_mass
+assert bool(
+    (mass_sweep.mean(1).diff() > 0).all()
+)  # the diagonal mass grows with C
 
 # %% tags=["remove-cell"]
 glue("ch01_pt_seeds", cfg.pt_seeds, display=False)
@@ -471,10 +573,26 @@ glue("ch01_pt_mass_C1000", float(mass_sweep[-1].mean()), display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Fraction of the squared Frobenius norm of the linear-model CE Hessian on its $C$ diagonal blocks, against the number of classes $C$ (log axis); mean over seeds with the min–max band, and the value $(C-1)/C$ for uniform probabilities.", "name": "fig-01-phase-mass"}}
 ax = plt.subplots(figsize=(5.5, 3.6))[1]
-ax.plot(Cs_sweep, mass_sweep.mean(1), "o-", label="measured (linear + CE, random init)")
-ax.fill_between(Cs_sweep, mass_sweep.min(1).values, mass_sweep.max(1).values, alpha=0.25)
-ax.plot(Cs_sweep, [(c - 1) / c for c in Cs_sweep], "k--", label="$(C-1)/C$ (uniform $p$)")
-ax.set(xscale="log", xlabel="number of classes C", ylabel="diagonal-block mass fraction")
+ax.plot(
+    Cs_sweep,
+    mass_sweep.mean(1),
+    "o-",
+    label="measured (linear + CE, random init)",
+)
+ax.fill_between(
+    Cs_sweep, mass_sweep.min(1).values, mass_sweep.max(1).values, alpha=0.25
+)
+ax.plot(
+    Cs_sweep,
+    [(c - 1) / c for c in Cs_sweep],
+    "k--",
+    label="$(C-1)/C$ (uniform $p$)",
+)
+ax.set(
+    xscale="log",
+    xlabel="number of classes C",
+    ylabel="diagonal-block mass fraction",
+)
 ax.legend()
 plt.tight_layout()
 plt.show()
@@ -517,7 +635,10 @@ assert abs(1 / (1 + (B_half - 1) * r**2) - 0.5) < 1e-12
 # %% tags=["hide-input"]
 Hvv = H_mse_vv  # H["mse"][V, V], kept when the full Hessians were freed
 diag_blocks = torch.stack(
-    [Hvv[c * cfg.m : (c + 1) * cfg.m, c * cfg.m : (c + 1) * cfg.m] for c in range(cfg.C)]
+    [
+        Hvv[c * cfg.m : (c + 1) * cfg.m, c * cfg.m : (c + 1) * cfg.m]
+        for c in range(cfg.C)
+    ]
 )
 spread = float((diag_blocks - diag_blocks[0]).abs().max())
 print(f"largest difference between class blocks: {spread:.1e}")
@@ -567,5 +688,7 @@ for C_ in (2, 7, 50):
     mass_u = ch.ce_class_block_mass(
         X_u, torch.zeros(60, C_, dtype=X_u.dtype, device=device)
     ).diag_mass
-    print(f"C = {C_}: diagonal mass {mass_u:.12f}, (C-1)/C = {(C_ - 1) / C_:.12f}")
+    print(
+        f"C = {C_}: diagonal mass {mass_u:.12f}, (C-1)/C = {(C_ - 1) / C_:.12f}"
+    )
     assert abs(mass_u - (C_ - 1) / C_) < 1e-12

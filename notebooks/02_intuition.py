@@ -62,14 +62,13 @@ draws = None  # random V per number of classes in the white-box experiment
 C_max = None  # largest number of classes in that experiment
 
 # %%
+import hesslib as hl
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
 import torch
 from IPython.display import Math, display
 from myst_nb import glue
-
-import hesslib as hl
 
 PROFILES = {
     "quick": {"draws": 10, "C_max": 256},
@@ -249,10 +248,14 @@ plt.show()
 # %%
 exL = hl.symbolic.linear_example(4, 3, 6, name="d=4, m=3, C=6")
 WL, VL = (
-    torch.tensor(a) for a in exL.matrices(hl.symbolic.random_point(exL, seed=seed, scale=0.7))
+    torch.tensor(a)
+    for a in exL.matrices(hl.symbolic.random_point(exL, seed=seed, scale=0.7))
 )
 Y_far = torch.full((exL.C, exL.d), -3.0)
-H_far, H_fit = hl.two_layer_hessian(WL, VL, Y_far), hl.two_layer_hessian(WL, VL, VL @ WL)
+H_far, H_fit = (
+    hl.two_layer_hessian(WL, VL, Y_far),
+    hl.two_layer_hessian(WL, VL, VL @ WL),
+)
 wv = (exL.layout.param_slice("W"), exL.layout.param_slice("V"))
 res_share = float((H_far - H_fit)[wv].norm() / H_far[wv].norm())
 direct = torch.tensor(
@@ -308,7 +311,10 @@ ratios = []
 for C in Cs:
     V = torch.randn(cfg.draws, C, m, generator=gen) / m**0.5  # (draws, C, m)
     G = V.transpose(1, 2) @ V  # (draws, m, m): block norms / sqrt(d)
-    off, diag = G[:, off_diag].pow(2).mean(), G.diagonal(dim1=1, dim2=2).pow(2).mean()
+    off, diag = (
+        G[:, off_diag].pow(2).mean(),
+        G.diagonal(dim1=1, dim2=2).pow(2).mean(),
+    )
     ratios.append(float((off / diag).sqrt()))
 
 # %%
@@ -316,7 +322,9 @@ V_small = torch.randn(4, m, generator=gen)
 H_small = hl.two_layer_hessian(torch.randn(m, 3, generator=gen), V_small)
 lay = hl.BlockLayout.uniform([("W", m, 3), ("V", 4, m)])
 norms_dense = hl.block_norms(H_small, lay)[:m, :m]
-assert torch.allclose(norms_dense, 3**0.5 * (V_small.T @ V_small).abs(), atol=1e-12)
+assert torch.allclose(
+    norms_dense, 3**0.5 * (V_small.T @ V_small).abs(), atol=1e-12
+)
 pred = [1 / np.sqrt(C + 2) for C in Cs]
 rel = float(max(abs(r / p - 1) for r, p in zip(ratios, pred)))
 print(f"largest relative deviation from 1/sqrt(C+2): {rel:.3f}")
@@ -386,14 +394,24 @@ plt.show()
 # :::
 
 # %% tags=["hide-input"]
-ex_new = hl.symbolic.linear_example(2, 3, 2, mask=[[1, 1, 0], [0, 1, 1]], name="exercise 1")
+ex_new = hl.symbolic.linear_example(
+    2, 3, 2, mask=[[1, 1, 0], [0, 1, 1]], name="exercise 1"
+)
 chk_new = hl.symbolic.verify_example(ex_new, seed=seed)
 idx = {lab: k for k, lab in enumerate(ex_new.labels)}
 entry = {
     pair: chk_new.H[idx[pair[0]], idx[pair[1]]]
-    for pair in [("w_{1,1}", "w_{3,1}"), ("w_{1,1}", "w_{2,1}"), ("v_{1,1}", "v_{2,3}")]
+    for pair in [
+        ("w_{1,1}", "w_{3,1}"),
+        ("w_{1,1}", "w_{2,1}"),
+        ("v_{1,1}", "v_{2,3}"),
+    ]
 }
-print(entry, f"\n{chk_new.num_zero} of {ex_new.num_params**2} entries are identically zero")
+print(
+    entry,
+    f"\n{chk_new.num_zero} of {ex_new.num_params**2} entries are identically "
+    "zero",
+)
 assert chk_new.pattern_ok and chk_new.max_err < 1e-12
 assert entry[("w_{1,1}", "w_{3,1}")] == 0 and entry[("v_{1,1}", "v_{2,3}")] == 0
 
@@ -417,7 +435,9 @@ for c, i, j in np.ndindex(2, 2, 2):
     a, b = ex3.index("w", i, j), ex3.index("v", c, i)
     expected[a, b] = expected[b, a] = -Y3[c, j]
 assert torch.allclose(diff, expected, atol=1e-12)
-print("difference = -Y on the direct links (w_ij, v_ci), zero elsewhere: checked")
+print(
+    "difference = -Y on the direct links (w_ij, v_ci), zero elsewhere: checked"
+)
 
 # %% [markdown]
 # 3. *A deeper chain.* For the three-layer chain $\ell = \tfrac12(u\,v\,w)^2$, predict the
@@ -437,7 +457,9 @@ u, v, w = sp.symbols("u v w", real=True)
 H_chain = sp.hessian(sp.Rational(1, 2) * (u * v * w) ** 2, (u, v, w))
 display(Math(sp.latex(H_chain)))
 assert sp.simplify(H_chain[0, 1] - ((v * w) * (u * w) + u * v * w * w)) == 0
-assert sp.simplify(H_chain[0, 0] - (v * w) ** 2) == 0 and all(e != 0 for e in H_chain)
+assert sp.simplify(H_chain[0, 0] - (v * w) ** 2) == 0 and all(
+    e != 0 for e in H_chain
+)
 
 # %% [markdown]
 # 4. *Cross-entropy links the outputs.* Replace the squared loss of Example 2-2 by
@@ -465,5 +487,7 @@ H_ce = hl.hessian_reference(ce_loss, theta)
 p = torch.softmax(theta[2:].reshape(2, 2) @ theta[:2], 0)
 block = H_ce[2:4, 4:6]
 print("H_{v1 v2} =", block.numpy().round(4).tolist())
-assert torch.allclose(block, -p[0] * p[1] * torch.outer(theta[:2], theta[:2]), atol=1e-12)
+assert torch.allclose(
+    block, -p[0] * p[1] * torch.outer(theta[:2], theta[:2]), atol=1e-12
+)
 assert float(block.abs().max()) > 1e-3

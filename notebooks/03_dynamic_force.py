@@ -55,36 +55,86 @@ num_seeds = None  # independent draws behind the spreads
 # %%
 import math
 
+import hesslib as hl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from hesslib.chapters import dynamic_force as ch
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from tqdm.auto import tqdm
 
-import hesslib as hl
-from hesslib.chapters import dynamic_force as ch
-
-FRAMES = (0.0, 0.005, 0.05, 0.25, 0.5, 1.0)  # snapshots, as fractions of the run
+FRAMES = (
+    0.0,
+    0.005,
+    0.05,
+    0.25,
+    0.5,
+    1.0,
+)  # snapshots, as fractions of the run
 SHOWN = (0.0, 0.005, 0.05, 0.25, 1.0)  # the ones drawn side by side
-# fmt: off
 PROFILES = {
-    "quick": {"N": 300, "d": 30, "C": 30, "m": 6, "fit_N": 20, "steps": 200, "lr": 0.03,
-              "num_seeds": 3, "extra_log": 8, "hess_dtype": "float64", "deep_N": 60,
-              "deep_width": 10, "deep_steps": 200, "deep_lr": 3e-3, "ex_steps": 100},
-    "default": {"N": 5000, "d": 500, "C": 500, "m": 8, "fit_N": 500, "steps": 1000, "lr": 0.03,
-                "num_seeds": 3, "extra_log": 12, "hess_dtype": "float32", "deep_N": 500,
-                "deep_width": 50, "deep_steps": 1000, "deep_lr": 1e-3, "ex_steps": 400},
-    "paper": {"N": 5000, "d": 500, "C": 500, "m": 8, "fit_N": 500, "steps": 20000, "lr": 0.03,
-              "num_seeds": 5, "extra_log": 16, "hess_dtype": "float32", "deep_N": 500,
-              "deep_width": 50, "deep_steps": 10000, "deep_lr": 1e-3, "ex_steps": 5000},
+    "quick": {
+        "N": 300,
+        "d": 30,
+        "C": 30,
+        "m": 6,
+        "fit_N": 20,
+        "steps": 200,
+        "lr": 0.03,
+        "num_seeds": 3,
+        "extra_log": 8,
+        "hess_dtype": "float64",
+        "deep_N": 60,
+        "deep_width": 10,
+        "deep_steps": 200,
+        "deep_lr": 3e-3,
+        "ex_steps": 100,
+    },
+    "default": {
+        "N": 5000,
+        "d": 500,
+        "C": 500,
+        "m": 8,
+        "fit_N": 500,
+        "steps": 1000,
+        "lr": 0.03,
+        "num_seeds": 3,
+        "extra_log": 12,
+        "hess_dtype": "float32",
+        "deep_N": 500,
+        "deep_width": 50,
+        "deep_steps": 1000,
+        "deep_lr": 1e-3,
+        "ex_steps": 400,
+    },
+    "paper": {
+        "N": 5000,
+        "d": 500,
+        "C": 500,
+        "m": 8,
+        "fit_N": 500,
+        "steps": 20000,
+        "lr": 0.03,
+        "num_seeds": 5,
+        "extra_log": 16,
+        "hess_dtype": "float32",
+        "deep_N": 500,
+        "deep_width": 50,
+        "deep_steps": 10000,
+        "deep_lr": 1e-3,
+        "ex_steps": 5000,
+    },
 }
-# fmt: on
-cfg = hl.resolve_profile(profile, PROFILES, steps=steps, lr=lr, num_seeds=num_seeds)
+cfg = hl.resolve_profile(
+    profile, PROFILES, steps=steps, lr=lr, num_seeds=num_seeds
+)
 device = hl.default_device()
 hess_dtype = getattr(torch, cfg.hess_dtype)
-if device.type == "cpu":  # on a shared 2-core CPU a second thread costs more than it gains
+if (
+    device.type == "cpu"
+):  # on a shared 2-core CPU a second thread costs more than it gains
     torch.set_num_threads(1)
 print("device:", hl.device_name(device))
 
@@ -106,15 +156,25 @@ print("device:", hl.device_name(device))
 # %%
 data = hl.gaussian_data(cfg.N, cfg.d, cfg.C, seed=seed, device=device)
 net = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=seed + 1, device=device)
-X_fit, y_fit = data.X[: cfg.fit_N], data.y[: cfg.fit_N]  # the interpolating run's data
-track = dict(steps=cfg.steps, lr=cfg.lr, frames=FRAMES, extra_log=cfg.extra_log,
-             dtype=hess_dtype)  # fmt: skip
+X_fit, y_fit = (
+    data.X[: cfg.fit_N],
+    data.y[: cfg.fit_N],
+)  # the interpolating run's data
+track = dict(
+    steps=cfg.steps,
+    lr=cfg.lr,
+    frames=FRAMES,
+    extra_log=cfg.extra_log,
+    dtype=hess_dtype,
+)
 rnd = ch.track_run(net, data.X, data.y, desc="random labels", **track)
 fit = ch.track_run(net, X_fit, y_fit, desc=f"N = {cfg.fit_N}", **track)
 for name, run in (("random labels", rnd), (f"N = {cfg.fit_N}", fit)):
     print(f"{name}: loss {run.losses[0]:.3f} -> {run.losses[-1]:.4f}")
 assert rnd.losses[-1] > 0.5 * math.log(cfg.C)  # far from zero: no fit
-assert fit.losses[-1] < 0.05 * fit.losses[0]  # close to zero: an (almost) perfect fit
+assert (
+    fit.losses[-1] < 0.05 * fit.losses[0]
+)  # close to zero: an (almost) perfect fit
 
 # %% tags=["remove-cell"]
 glue("ch03_extra_log", cfg.extra_log, display=False)
@@ -135,12 +195,17 @@ for tag, run in (("", rnd), ("fit_", fit)):
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of full-batch Adam (cosine schedule) from the same initial weights: random labels on all $N$ samples (blue) and on the first $N\\le d$ samples (orange), which the network can fit. Dots mark the checkpoints where the exact Hessian is computed; the dashed line is chance level $\\ln C$.", "name": "fig-03-loss"}}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 t = np.arange(cfg.steps + 1)
-for run, label in ((rnd, f"random labels, N = {cfg.N}"), (fit, f"N = {cfg.fit_N}")):
+for run, label in (
+    (rnd, f"random labels, N = {cfg.N}"),
+    (fit, f"N = {cfg.fit_N}"),
+):
     line = ax.plot(t + 1, run.losses, lw=1.2, label=label)[0]
     tab = run.table
     ax.plot(tab["step"] + 1, tab["loss"], "o", ms=4, color=line.get_color())
 ax.axhline(math.log(cfg.C), ls="--", color="gray", lw=0.8)
-ax.set(xscale="log", yscale="log", xlabel="step + 1", ylabel="training loss (CE)")
+ax.set(
+    xscale="log", yscale="log", xlabel="step + 1", ylabel="training loss (CE)"
+)
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -162,8 +227,10 @@ plt.show()
 speed_steps = 20 if cfg.profile != "quick" else 10
 speed = ch.adam_speed(net, data.X, data.y, steps=speed_steps)
 fast, slow = (speed_steps / speed[k].median for k in ("train_adam", "textbook"))
-print(f"train_adam {fast:.0f} steps/s, textbook {slow:.0f} steps/s;",
-      speed["train_adam"].label)  # fmt: skip
+print(
+    f"train_adam {fast:.0f} steps/s, textbook {slow:.0f} steps/s;",
+    speed["train_adam"].label,
+)
 
 # %% tags=["remove-cell"]
 glue("ch03_steps_per_s", fast, display=False)
@@ -211,11 +278,22 @@ plt.show()
 # fades.
 
 # %% tags=["hide-input"]
-gifs = [hl.plot.snapshot_gif(r.snapshots, boundary=Pw, total_steps=cfg.steps, size=3.6, dpi=80)
-        for r in (rnd, fit)]  # fmt: skip
-imgs = [hl.plot.gif_html(g, alt=f"|H| along the {name} run", width=340).data
-        for g, name in zip(gifs, ("random-label", "interpolating"))]  # fmt: skip
-display(HTML(f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(imgs)}</div>'))
+gifs = [
+    hl.plot.snapshot_gif(
+        r.snapshots, boundary=Pw, total_steps=cfg.steps, size=3.6, dpi=80
+    )
+    for r in (rnd, fit)
+]
+imgs = [
+    hl.plot.gif_html(g, alt=f"|H| along the {name} run", width=340).data
+    for g, name in zip(gifs, ("random-label", "interpolating"))
+]
+display(
+    HTML(
+        "<div "
+        f'style="display:flex;flex-wrap:wrap;gap:8px">{"".join(imgs)}</div>'
+    )
+)
 
 # %% tags=["remove-cell"]
 glue("ch03_num_frames", len(rnd.snapshots), display=False)
@@ -249,10 +327,18 @@ glue("ch03_gif_kb", sum(len(g) for g in gifs) / 1024, display=False)
 # sitting in the "own" columns.
 
 # %%
-for name, s in (("start", rnd.snapshots[0]), ("end, random", rnd.snapshots[-1]),
-                (f"end, N = {cfg.fit_N}", fit.snapshots[-1])):  # fmt: skip
-    M = s.column_norms / s.column_norms.max()  # (m, m): ‖column j of the blocks (k, ·)‖
-    print(f"{name}: own-column share {s.hwv.own_column_fraction:.3f}; column norms / max:")
+for name, s in (
+    ("start", rnd.snapshots[0]),
+    ("end, random", rnd.snapshots[-1]),
+    (f"end, N = {cfg.fit_N}", fit.snapshots[-1]),
+):
+    M = (
+        s.column_norms / s.column_norms.max()
+    )  # (m, m): ‖column j of the blocks (k, ·)‖
+    print(
+        f"{name}: own-column share {s.hwv.own_column_fraction:.3f}; column "
+        "norms / max:"
+    )
     print(np.array2string(M.numpy()[:8, :8], precision=2, suppress_small=True))
 assert rnd.snapshots[0].hwv.own_column_fraction > 0.9
 
@@ -267,10 +353,15 @@ assert rnd.snapshots[0].hwv.own_column_fraction > 0.9
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H_{wv}|$ at full resolution on the first 24 input coordinates of each neuron (rows, one band per neuron $k$) and the first 6 classes (columns, $m$ columns per class block): at initialisation, and at the end of the two runs. Each panel has its own colour scale. At initialisation each band lights up column $k$ of every class block: the residual term.", "name": "fig-03-zoom"}}
 fig, axes = plt.subplots(1, 3, figsize=(10.5, 4.2))
-zooms = ((rnd.snapshots[0], "initialisation"), (rnd.snapshots[-1], "end, random labels"),
-         (fit.snapshots[-1], f"end, N = {cfg.fit_N}"))  # fmt: skip
+zooms = (
+    (rnd.snapshots[0], "initialisation"),
+    (rnd.snapshots[-1], "end, random labels"),
+    (fit.snapshots[-1], f"end, N = {cfg.fit_N}"),
+)
 for ax, (s, name) in zip(axes, zooms):
-    ax.imshow(s.hwv_zoom, cmap="viridis", aspect="auto", interpolation="nearest")
+    ax.imshow(
+        s.hwv_zoom, cmap="viridis", aspect="auto", interpolation="nearest"
+    )
     ax.set(title=name, xlabel="class blocks $v_c$ ($m$ columns each)")
 axes[0].set_ylabel("neuron bands $w_k$")
 plt.tight_layout()
@@ -286,7 +377,11 @@ glue("ch03_res_final", last.hwv.residual, display=False)
 glue("ch03_rest_final", last.hwv.rest, display=False)
 glue("ch03_hwv_init", first.hwv.total, display=False)
 glue("ch03_hwv_final", last.hwv.total, display=False)
-glue("ch03_fit_own_final", fit.snapshots[-1].hwv.own_column_fraction, display=False)
+glue(
+    "ch03_fit_own_final",
+    fit.snapshots[-1].hwv.own_column_fraction,
+    display=False,
+)
 
 # %% [markdown]
 # ## Does the residual term fade with the gap?
@@ -300,20 +395,34 @@ glue("ch03_fit_own_final", fit.snapshots[-1].hwv.own_column_fraction, display=Fa
 
 # %% tags=["remove-cell"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-styles = ((rnd, f"random labels, N = {cfg.N}", "tab:blue"),
-          (fit, f"random labels, N = {cfg.fit_N} (fits)", "tab:orange"))  # fmt: skip
+styles = (
+    (rnd, f"random labels, N = {cfg.N}", "tab:blue"),
+    (fit, f"random labels, N = {cfg.fit_N} (fits)", "tab:orange"),
+)
 for run, label, color in styles:
     tr = run.trace
     for ax, x in zip(axes, (tr["loss"], tr["grad_norm"])):
         ax.plot(x, tr["residual"], "o-", ms=3.5, lw=1, color=color, label=label)
         ax.plot(x[0], tr["residual"][0], "k*", ms=9)  # initialisation
-late = fit.trace["loss"] < 0.5  # the interpolating run once the loss is below 0.5
-fit_slope = np.polyfit(np.log(fit.trace["loss"][late]), np.log(fit.trace["residual"][late]), 1)
+late = (
+    fit.trace["loss"] < 0.5
+)  # the interpolating run once the loss is below 0.5
+fit_slope = np.polyfit(
+    np.log(fit.trace["loss"][late]), np.log(fit.trace["residual"][late]), 1
+)
 xs = np.geomspace(fit.trace["loss"][late].min(), 0.5, 20)
-axes[0].plot(xs, np.exp(np.polyval(fit_slope, np.log(xs))), "k:",
-             label=f"fit: residual term ∝ loss^{fit_slope[0]:.2f}")  # fmt: skip
-axes[0].set(xscale="log", yscale="log", xlabel="training loss = gap to a perfect fit",
-            ylabel="‖residual term of $H_{wv}$‖$_F$")  # fmt: skip
+axes[0].plot(
+    xs,
+    np.exp(np.polyval(fit_slope, np.log(xs))),
+    "k:",
+    label=f"fit: residual term ∝ loss^{fit_slope[0]:.2f}",
+)
+axes[0].set(
+    xscale="log",
+    yscale="log",
+    xlabel="training loss = gap to a perfect fit",
+    ylabel="‖residual term of $H_{wv}$‖$_F$",
+)
 axes[1].set(xscale="log", xlabel="gradient norm ‖∇ℓ‖")
 axes[0].legend(fontsize=7)
 plt.tight_layout()
@@ -356,8 +465,13 @@ glue("ch03_fit_res_ratio", f1.hwv.residual / f0.hwv.residual, display=False)
 glue("ch03_res_drop", 1 - last.hwv.residual / first.hwv.residual, display=False)
 glue("ch03_py_final", math.exp(-last.loss), display=False)
 glue("ch03_grad_ratio", last.grad_norm / first.grad_norm, display=False)
-assert f1.hwv.residual < 0.25 * f0.hwv.residual  # fades with the loss where it can fit
-assert last.hwv.residual > 0.7 * first.hwv.residual and last.grad_norm < first.grad_norm
+assert (
+    f1.hwv.residual < 0.25 * f0.hwv.residual
+)  # fades with the loss where it can fit
+assert (
+    last.hwv.residual > 0.7 * first.hwv.residual
+    and last.grad_norm < first.grad_norm
+)
 
 # %% [markdown]
 # Why can the residual term survive at a point where the gradient is small? Because the
@@ -382,15 +496,33 @@ assert last.hwv.residual > 0.7 * first.hwv.residual and last.grad_norm < first.g
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Along the random-label run (solid) and the interpolating run (dashed), against the step: left, the residual term and the rest of $H_{wv}$; middle, $\\|H_{wv}\\|_F$, $\\|H_{ww}\\|_F$ and $\\|H_{vv}\\|_F$; right, the share $\\|H_{wv}\\|_F/\\|H\\|_F$ of the cross block in the whole Hessian and the share of $\\|H_{wv}\\|_F^2$ in the own columns (log-log and log-linear axes).", "name": "fig-03-norms"}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.7))
-panels = ((0, "residual", "residual term"), (0, "rest", "rest"), (1, "hwv", "$H_{wv}$"),
-          (1, "norm_ww", "$H_{ww}$"), (1, "norm_vv", "$H_{vv}$"),
-          (2, "hwv_share", "$H_{wv}$ share of $H$"), (2, "own_column", "own-column share"))  # fmt: skip
-colors = dict(zip([key for _, key, _ in panels], plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+panels = (
+    (0, "residual", "residual term"),
+    (0, "rest", "rest"),
+    (1, "hwv", "$H_{wv}$"),
+    (1, "norm_ww", "$H_{ww}$"),
+    (1, "norm_vv", "$H_{vv}$"),
+    (2, "hwv_share", "$H_{wv}$ share of $H$"),
+    (2, "own_column", "own-column share"),
+)
+colors = dict(
+    zip(
+        [key for _, key, _ in panels],
+        plt.rcParams["axes.prop_cycle"].by_key()["color"],
+    )
+)
 for run, ls in ((rnd, "-"), (fit, "--")):
     tab = run.table
     for i, key, label in panels:
-        axes[i].plot(tab["step"] + 1, tab[key], ls, marker="o", ms=3, color=colors[key],
-                     label=label if run is rnd else None)  # fmt: skip
+        axes[i].plot(
+            tab["step"] + 1,
+            tab[key],
+            ls,
+            marker="o",
+            ms=3,
+            color=colors[key],
+            label=label if run is rnd else None,
+        )
 for ax, ylab in zip(axes, ("Frobenius norm", "Frobenius norm", "share")):
     ax.set(xscale="log", xlabel="step + 1", ylabel=ylab)
     ax.legend(fontsize=7)
@@ -412,34 +544,66 @@ plt.show()
 # keep only the first and the last checkpoint.
 
 # %%
-rows = [{"draw": 0, "run": k, **ch.run_summary(r)} for k, r in (("random", rnd), ("fit", fit))]
+rows = [
+    {"draw": 0, "run": k, **ch.run_summary(r)}
+    for k, r in (("random", rnd), ("fit", fit))
+]
 for k in tqdm(range(1, cfg.num_seeds), desc="more draws"):
     s = seed + 1000 * k  # disjoint seed streams per draw
     d_k = hl.gaussian_data(cfg.N, cfg.d, cfg.C, seed=s, device=device)
     net_k = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=s + 1, device=device)
     for name, n in (("random", cfg.N), ("fit", cfg.fit_N)):
-        r = ch.track_run(net_k, d_k.X[:n], d_k.y[:n], steps=cfg.steps, lr=cfg.lr,
-                         dtype=hess_dtype, progress=False)  # fmt: skip
+        r = ch.track_run(
+            net_k,
+            d_k.X[:n],
+            d_k.y[:n],
+            steps=cfg.steps,
+            lr=cfg.lr,
+            dtype=hess_dtype,
+            progress=False,
+        )
         rows.append({"draw": k, "run": name, **ch.run_summary(r)})
 draws = pd.DataFrame(rows)
-sp = {run: g.drop(columns=["draw", "run"]).agg(["mean", "min", "max"])
-      for run, g in draws.groupby("run")}  # run -> (stat x quantity) table  # fmt: skip
-assert sp["fit"].loc["max", "residual_ratio"] < 0.5 * sp["random"].loc["min", "residual_ratio"]
+sp = {
+    run: g.drop(columns=["draw", "run"]).agg(["mean", "min", "max"])
+    for run, g in draws.groupby("run")
+}  # run -> (stat x quantity) table
+assert (
+    sp["fit"].loc["max", "residual_ratio"]
+    < 0.5 * sp["random"].loc["min", "residual_ratio"]
+)
 
 # %% tags=["hide-input"]
-NAMES = {"loss_final": "final loss", "residual_ratio": "residual term, end / start",
-         "rest_ratio": "rest of H_wv, end / start", "total_ratio": "‖H_wv‖, end / start",
-         "norm_ww_ratio": "‖H_ww‖, end / start", "norm_vv_ratio": "‖H_vv‖, end / start",
-         "share_init": "share of H_wv in H, start", "share_final": "share of H_wv in H, end",
-         "own_final": "own-column share, end", "ratio_ww_final": "block ratio of H_ww, end",
-         "ratio_vv_final": "block ratio of H_vv, end",
-         "grad_norm_ratio": "gradient norm, end / start"}  # fmt: skip
+NAMES = {
+    "loss_final": "final loss",
+    "residual_ratio": "residual term, end / start",
+    "rest_ratio": "rest of H_wv, end / start",
+    "total_ratio": "‖H_wv‖, end / start",
+    "norm_ww_ratio": "‖H_ww‖, end / start",
+    "norm_vv_ratio": "‖H_vv‖, end / start",
+    "share_init": "share of H_wv in H, start",
+    "share_final": "share of H_wv in H, end",
+    "own_final": "own-column share, end",
+    "ratio_ww_final": "block ratio of H_ww, end",
+    "ratio_vv_final": "block ratio of H_vv, end",
+    "grad_norm_ratio": "gradient norm, end / start",
+}
 show = pd.DataFrame(
-    {f"{label}: {col}": [f"{sp[run].loc['mean', k]:.3g}" if col == "mean" else
-                         f"[{sp[run].loc['min', k]:.3g}, {sp[run].loc['max', k]:.3g}]"
-                         for k in NAMES]
-     for run, label in (("random", f"N = {cfg.N}"), ("fit", f"N = {cfg.fit_N}"))
-     for col in ("mean", "range")}, index=list(NAMES.values()))  # fmt: skip
+    {
+        f"{label}: {col}": [
+            f"{sp[run].loc['mean', k]:.3g}"
+            if col == "mean"
+            else f"[{sp[run].loc['min', k]:.3g}, {sp[run].loc['max', k]:.3g}]"
+            for k in NAMES
+        ]
+        for run, label in (
+            ("random", f"N = {cfg.N}"),
+            ("fit", f"N = {cfg.fit_N}"),
+        )
+        for col in ("mean", "range")
+    },
+    index=list(NAMES.values()),
+)
 show
 
 # %% tags=["remove-cell"]
@@ -447,10 +611,27 @@ glue("ch03_num_seeds", cfg.num_seeds, display=False)
 for run in ("random", "fit"):
     for key in NAMES:
         for stat in ("mean", "min", "max"):
-            glue(f"ch03_sp_{run}_{key}_{stat}", float(sp[run].loc[stat, key]), display=False)
-lo, hi = (lambda r, k: sp[r].loc["min", k]), (lambda r, k: sp[r].loc["max", k])  # noqa: E731
-assert lo("random", "total_ratio") > 1 > hi("fit", "total_ratio")  # H_wv grows / shrinks
-assert all((draws["share_final"] < draws["share_init"]).tolist())  # its share falls, always
+            glue(
+                f"ch03_sp_{run}_{key}_{stat}",
+                float(sp[run].loc[stat, key]),
+                display=False,
+            )
+
+
+def lo(r, k):
+    return sp[r].loc["min", k]
+
+
+def hi(r, k):
+    return sp[r].loc["max", k]
+
+
+assert (
+    lo("random", "total_ratio") > 1 > hi("fit", "total_ratio")
+)  # H_wv grows / shrinks
+assert all(
+    (draws["share_final"] < draws["share_init"]).tolist()
+)  # its share falls, always
 assert hi("random", "own_final") < 0.5 and lo("random", "norm_vv_ratio") > 10
 assert max(hi(r, "ratio_ww_final") for r in ("random", "fit")) < 0.5
 
@@ -510,8 +691,10 @@ assert max(hi(r, "ratio_ww_final") for r in ("random", "fit")) < 0.5
 # %%
 for name, run in (("random", rnd), (f"N = {cfg.fit_N}", fit)):
     s0, s1 = run.snapshots[0], run.snapshots[-1]
-    print(f"{name:>9}: ratio H_ww {s0.ratio_ww:.4f} -> {s1.ratio_ww:.4f}, "
-          f"H_vv {s0.ratio_vv:.4f} -> {s1.ratio_vv:.4f}")  # fmt: skip
+    print(
+        f"{name:>9}: ratio H_ww {s0.ratio_ww:.4f} -> {s1.ratio_ww:.4f}, "
+        f"H_vv {s0.ratio_vv:.4f} -> {s1.ratio_vv:.4f}"
+    )
 tab = rnd.table
 assert tab["ratio_ww"].max() < 0.5 and tab["ratio_vv"].max() < 0.5
 
@@ -570,21 +753,29 @@ dd, T = cfg.deep_width, cfg.deep_steps
 deep_data = hl.gaussian_data(cfg.deep_N, dd, dd, seed=seed + 2, device=device)
 deep = hl.nets.deep_net(dd, dd, dd, depth=4, seed=seed + 3, device=device)
 deep_adam = dict(steps=T, lr=cfg.deep_lr, checkpoints=[0, T // 10, T])
-deep_run = hl.train_adam(deep, deep_data.X, deep_data.y, desc="Adam, 4-layer net", **deep_adam)
+deep_run = hl.train_adam(
+    deep, deep_data.X, deep_data.y, desc="Adam, 4-layer net", **deep_adam
+)
 
 # %%
 deep_snaps = []
 for c in tqdm(deep_run.checkpoints, desc="Hessians"):
-    s = ch.deep_snapshot(c.model, deep_data.X.double(), deep_data.y, step=c.step)
+    s = ch.deep_snapshot(
+        c.model, deep_data.X.double(), deep_data.y, step=c.step
+    )
     deep_snaps.append(s)
     print(
-        f"step {s.step:>5}: loss {s.loss:.2e}, residual part {s.residual_share:.3f} of |H|_F, "
-        f"layer-diagonal mass {s.layer_diag_mass:.3f}, ratios {np.round(s.neuron_ratios, 3)}"
+        f"step {s.step:>5}: loss {s.loss:.2e}, residual part "
+        f"{s.residual_share:.3f} of |H|_F, "
+        f"layer-diagonal mass {s.layer_diag_mass:.3f}, ratios "
+        f"{np.round(s.neuron_ratios, 3)}"
     )
 assert deep_snaps[-1].residual_share < 0.5 * deep_snaps[0].residual_share
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H|$ of the 4-layer ReLU network at initialisation, at 10 % and at the end of training. White lines separate the four layers $W_1,\\dots,W_4$; the per-neuron blocks (one per row of each $W_l$, 50 per layer) lie along the diagonal. Max-pooled to 400 pixels and clipped at 1/10 of each panel's maximum (at 1/100 nearly every pooled pixel saturates).", "name": "fig-03-deep"}}
-fig, axes = plt.subplots(1, len(deep_snaps), figsize=(3.4 * len(deep_snaps), 3.6))
+fig, axes = plt.subplots(
+    1, len(deep_snaps), figsize=(3.4 * len(deep_snaps), 3.6)
+)
 for ax, s in zip(axes, deep_snaps):
     title = f"step {s.step} ({100 * s.step / T:g} %), loss {s.loss:.2g}"
     hl.plot.deep_snapshot(s, ax=ax, clip=1 / 10, title=title)
@@ -595,7 +786,9 @@ plt.show()
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
 for ax, s in zip(axes, (deep_snaps[0], deep_snaps[-1])):
     names = ["W1", "W2", "W3", "W4"]
-    hl.plot.block_norm_map(s.layer_norms, ax=ax, log=True, labels=names, title=f"step {s.step}")
+    hl.plot.block_norm_map(
+        s.layer_norms, ax=ax, log=True, labels=names, title=f"step {s.step}"
+    )
 plt.tight_layout()
 plt.show()
 
@@ -649,11 +842,22 @@ glue("ch03_deep_ratio_w4_final", d1.neuron_ratios[3], display=False)
 # :::
 
 # %% tags=["hide-input"]
-mse = ch.track_run(net, data.X, data.y, steps=cfg.ex_steps, lr=0.01, loss="mse",
-                   dtype=hess_dtype, progress=False)  # fmt: skip
+mse = ch.track_run(
+    net,
+    data.X,
+    data.y,
+    steps=cfg.ex_steps,
+    lr=0.01,
+    loss="mse",
+    dtype=hess_dtype,
+    progress=False,
+)
 for s in (mse.snapshots[0], mse.snapshots[-1]):
-    print(f"MSE, step {s.step}: loss {s.loss:.3f}, residual {s.hwv.residual:.3f}, "
-          f"rest {s.hwv.rest:.3f}")  # fmt: skip
+    print(
+        f"MSE, step {s.step}: loss {s.loss:.3f}, residual "
+        f"{s.hwv.residual:.3f}, "
+        f"rest {s.hwv.rest:.3f}"
+    )
 m0, m1 = mse.snapshots[0].hwv, mse.snapshots[-1].hwv
 assert abs(m0.residual / m0.rest - 1) < 0.25  # the same size at initialisation
 assert m1.residual < m0.residual and m1.rest < m0.rest
@@ -677,13 +881,33 @@ assert m1.residual < m0.residual and m1.rest < m0.rest
 
 # %% tags=["hide-input"]
 y_teacher = ch.teacher_labels(data.X, cfg.m, cfg.C, seed=seed + 7)
-teach = ch.track_run(net, data.X, y_teacher, steps=cfg.steps, lr=cfg.lr, dtype=hess_dtype,
-                     progress=False)  # fmt: skip
+teach = ch.track_run(
+    net,
+    data.X,
+    y_teacher,
+    steps=cfg.steps,
+    lr=cfg.lr,
+    dtype=hess_dtype,
+    progress=False,
+)
 t_sum = ch.run_summary(teach)
 print(f"the teacher uses {int(y_teacher.unique().numel())} of {cfg.C} classes")
-print({k: round(t_sum[k], 3) for k in ("loss_init", "loss_final", "residual_ratio",
-                                        "rest_ratio", "total_ratio")})  # fmt: skip
-assert t_sum["loss_final"] < 0.2 * t_sum["loss_init"] and t_sum["residual_ratio"] < 0.5
+print(
+    {
+        k: round(t_sum[k], 3)
+        for k in (
+            "loss_init",
+            "loss_final",
+            "residual_ratio",
+            "rest_ratio",
+            "total_ratio",
+        )
+    }
+)
+assert (
+    t_sum["loss_final"] < 0.2 * t_sum["loss_init"]
+    and t_sum["residual_ratio"] < 0.5
+)
 assert t_sum["rest_ratio"] > 1
 
 # %% [markdown]
@@ -708,5 +932,7 @@ err = max(
     float((torch.einsum("kd,kdc->ck", W, R) - gV).abs().max()),
     float((torch.einsum("kdc,ck->kd", R, V) - gW).abs().max()),
 )
-print(f"identity error {err:.1e}; |grad| = {g.norm():.3e}, |R|_F = {R.norm():.3f}")
+print(
+    f"identity error {err:.1e}; |grad| = {g.norm():.3e}, |R|_F = {R.norm():.3f}"
+)
 assert err < 1e-12

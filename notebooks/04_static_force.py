@@ -51,18 +51,28 @@ init = None  # "lecun" (theory) or "pytorch" (nn.Linear's uniform default)
 import os
 import time
 
+import hesslib as hl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from hesslib import rmt
+from hesslib.chapters import static_force as ch
 from IPython.display import Markdown
 from myst_nb import glue
 
-import hesslib as hl
-from hesslib import rmt
-from hesslib.chapters import static_force as ch
-
-COMMON = {"m": 8, "c_fit_min": 32, "heat_Cs": [10, 100, 1000], "init": "lecun", "dep_draws": 3}
-LEVELS = {"lvl_N": 256, "lvl_d": 32, "lvl_C": 256, "lvl_steps": 300}  # the three-levels net
+COMMON = {
+    "m": 8,
+    "c_fit_min": 32,
+    "heat_Cs": [10, 100, 1000],
+    "init": "lecun",
+    "dep_draws": 3,
+}
+LEVELS = {
+    "lvl_N": 256,
+    "lvl_d": 32,
+    "lvl_C": 256,
+    "lvl_steps": 300,
+}  # the three-levels net
 PROFILES = {
     "quick": COMMON
     | {"N": 200, "d": 20, "Cs": [2, 8, 32, 128], "num_seeds": 2, "c_fit_min": 8}
@@ -77,7 +87,9 @@ PROFILES = {
     | {"N": 5000, "d": 500, "Cs": [2**k for k in range(1, 13)], "num_seeds": 10}
     | {"dep_Ns": [500, 1000, 2000, 4000, 8000]},
 }
-cfg = hl.resolve_profile(profile, PROFILES, N=N, d=d, num_seeds=num_seeds, init=init)
+cfg = hl.resolve_profile(
+    profile, PROFILES, N=N, d=d, num_seeds=num_seeds, init=init
+)
 device = hl.default_device()
 print("device:", hl.device_name(device))
 t_start = time.perf_counter()
@@ -128,10 +140,14 @@ t_start = time.perf_counter()
 small = hl.gaussian_data(24, 5, 4, seed=seed, device=device)
 errors = {}
 for case in (1, 2, 3, 4):
-    model, loss = hl.case_model(case, 5, 4, m=3, seed=seed + case, device=device)
+    model, loss = hl.case_model(
+        case, 5, 4, m=3, seed=seed + case, device=device
+    )
     f, theta = hl.flat_loss(model, small.X, small.y, loss)
     H_closed = hl.closed_form_hessian(model, small.X, small.y, loss=loss)
-    errors[case] = float((H_closed - hl.hessian_reference(f, theta)).abs().max())
+    errors[case] = float(
+        (H_closed - hl.hessian_reference(f, theta)).abs().max()
+    )
 print({case: f"{err:.1e}" for case, err in errors.items()})
 assert max(errors.values()) < 1e-10
 
@@ -254,22 +270,48 @@ assert float(off_diagonal.max()) == 0.0
 
 # %%
 X = hl.gaussian_data(cfg.N, cfg.d, 2, seed=seed + 1, device=device).X
-X_indep = hl.gaussian_data(10 * cfg.N, cfg.d, 2, seed=seed + 2, device=device).X  # many λ samples
-net, _ = hl.case_model(2, cfg.d, 10, init=cfg.init, seed=seed + 3, device=device)
-p, p_indep = (torch.softmax(inputs @ net.V.detach().T, dim=1) for inputs in (X, X_indep))
-lam, lam_indep = p * (1 - p), p_indep * (1 - p_indep)  # (N, C): weights of the diagonal blocks
+X_indep = hl.gaussian_data(
+    10 * cfg.N, cfg.d, 2, seed=seed + 2, device=device
+).X  # many λ samples
+net, _ = hl.case_model(
+    2, cfg.d, 10, init=cfg.init, seed=seed + 3, device=device
+)
+p, p_indep = (
+    torch.softmax(inputs @ net.V.detach().T, dim=1) for inputs in (X, X_indep)
+)
+lam, lam_indep = (
+    p * (1 - p),
+    p_indep * (1 - p_indep),
+)  # (N, C): weights of the diagonal blocks
 measured = np.array(
-    [float((X.T @ (lam[:, [i]] * X)).pow(2).sum()) / cfg.N**2 / cfg.d for i in range(10)]
+    [
+        float((X.T @ (lam[:, [i]] * X)).pow(2).sum()) / cfg.N**2 / cfg.d
+        for i in range(10)
+    ]
 )
 predicted = np.array(
-    [rmt.second_moment_prediction(lam_indep[:, i], gamma=cfg.d / cfg.N) for i in range(10)]
+    [
+        rmt.second_moment_prediction(lam_indep[:, i], gamma=cfg.d / cfg.N)
+        for i in range(10)
+    ]
 )
-print("prediction / measurement - 1:", np.array2string(predicted / measured - 1, precision=3))
+print(
+    "prediction / measurement - 1:",
+    np.array2string(predicted / measured - 1, precision=3),
+)
 assert abs(predicted.mean() / measured.mean() - 1) < 0.2
 
 # %% tags=["remove-cell"]
-glue("ch04_diag_err_max", float(np.abs(predicted / measured - 1).max()), display=False)
-glue("ch04_diag_err_mean", float(abs(predicted.mean() / measured.mean() - 1)), display=False)
+glue(
+    "ch04_diag_err_max",
+    float(np.abs(predicted / measured - 1).max()),
+    display=False,
+)
+glue(
+    "ch04_diag_err_mean",
+    float(abs(predicted.mean() / measured.mean() - 1)),
+    display=False,
+)
 
 # %% [markdown]
 # Single blocks deviate from their prediction by up to {glue:text}`ch04_diag_err_max:.1%`
@@ -289,9 +331,13 @@ glue("ch04_diag_err_mean", float(abs(predicted.mean() / measured.mean() - 1)), d
 # %%
 seeds = range(seed, seed + cfg.num_seeds)
 t_sweep = time.perf_counter()
-sweep = ch.class_sweep(cfg.Cs, seeds, N=cfg.N, d=cfg.d, m=cfg.m, init=cfg.init, device=device)
+sweep = ch.class_sweep(
+    cfg.Cs, seeds, N=cfg.N, d=cfg.d, m=cfg.m, init=cfg.init, device=device
+)
 sweep_s = time.perf_counter() - t_sweep
-assert np.all(sweep.measured["case2_vv"][0] > 0.999)  # C = 2: p_1(1-p_1) = p_1 p_2 exactly
+assert np.all(
+    sweep.measured["case2_vv"][0] > 0.999
+)  # C = 2: p_1(1-p_1) = p_1 p_2 exactly
 
 # %% tags=["remove-cell"]
 glue("ch04_N", cfg.N, display=False)
@@ -303,13 +349,25 @@ glue("ch04_num_seeds", cfg.num_seeds, display=False)
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Off-diagonal/diagonal block ratio at initialisation against the number of classes. Left: class blocks of $H_{vv}$ under CE, linear model (case 2) and one hidden layer (case 4). Right: neuron blocks of $H_{ww}$, one hidden layer, MSE (case 3) and CE (case 4). Solid: mean over independent draws, band: min–max; dashed: second-moment prediction; black dotted: the talk's intuition, $1/(C-1)$ and $C^{-1/2}$.", "name": "fig-04-sweep"}}
 Cs = sweep.Cs.astype(float)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-for key, label, color in (("case2_vv", "case 2", "tab:blue"), ("case4_vv", "case 4", "tab:orange")):
+for key, label, color in (
+    ("case2_vv", "case 2", "tab:blue"),
+    ("case4_vv", "case 4", "tab:orange"),
+):
     hl.plot.sweep(sweep, key, ax=axes[0], label=label, color=color)
-for key, label, color in (("case3_ww", "case 3", "tab:green"), ("case4_ww", "case 4", "tab:red")):
+for key, label, color in (
+    ("case3_ww", "case 3", "tab:green"),
+    ("case4_ww", "case 4", "tab:red"),
+):
     hl.plot.sweep(sweep, key, ax=axes[1], label=label, color=color)
-axes[0].plot(Cs, ch.intuition_ratio(Cs, block="vv"), "k:", label="talk: $1/(C-1)$")
-axes[1].plot(Cs, ch.intuition_ratio(Cs, block="ww"), "k:", label="talk: $C^{-1/2}$")
-for ax, name in zip(axes, ("class blocks of $H_{vv}$ (CE)", "neuron blocks of $H_{ww}$")):
+axes[0].plot(
+    Cs, ch.intuition_ratio(Cs, block="vv"), "k:", label="talk: $1/(C-1)$"
+)
+axes[1].plot(
+    Cs, ch.intuition_ratio(Cs, block="ww"), "k:", label="talk: $C^{-1/2}$"
+)
+for ax, name in zip(
+    axes, ("class blocks of $H_{vv}$ (CE)", "neuron blocks of $H_{ww}$")
+):
     ax.set_ylabel(f"RMS ratio, {name}")
     ax.legend(fontsize=7)
 plt.tight_layout()
@@ -323,11 +381,20 @@ plt.show()
 # confidence intervals from the standard error of the slope:
 
 # %%
-fits = {k: hl.fit_slope(Cs, sweep.measured[k], c_min=cfg.c_fit_min) for k in ch.SWEEP_KEYS}
-fits_pred = {k: hl.fit_slope(Cs, sweep.predicted[k], c_min=cfg.c_fit_min) for k in ch.SWEEP_KEYS}
+fits = {
+    k: hl.fit_slope(Cs, sweep.measured[k], c_min=cfg.c_fit_min)
+    for k in ch.SWEEP_KEYS
+}
+fits_pred = {
+    k: hl.fit_slope(Cs, sweep.predicted[k], c_min=cfg.c_fit_min)
+    for k in ch.SWEEP_KEYS
+}
 for k in ch.SWEEP_KEYS:
     f, fp = fits[k], fits_pred[k]
-    print(f"{k}: measured {f.slope:.3f} [{f.low:.3f}, {f.high:.3f}], predicted {fp.slope:.3f}")
+    print(
+        f"{k}: measured {f.slope:.3f} [{f.low:.3f}, {f.high:.3f}], predicted "
+        f"{fp.slope:.3f}"
+    )
 assert all(-1.15 < fits[k].slope < -0.85 for k in ("case2_vv", "case4_vv"))
 assert all(-0.75 < fits[k].slope < -0.3 for k in ("case3_ww", "case4_ww"))
 
@@ -336,10 +403,19 @@ glue("ch04_c_fit_min", cfg.c_fit_min, display=False)
 
 # %%
 RATE = {"case2_vv": -1.0, "case4_vv": -1.0, "case3_ww": -0.5, "case4_ww": -0.5}
-outside = [f"case {k[4]} ({'class' if k.endswith('vv') else 'neuron'} blocks)"
-           for k in RATE if not fits[k].contains(RATE[k])]  # fmt: skip
-listed = " and ".join([", ".join(outside[:-1]), outside[-1]] if len(outside) > 1 else outside)
-verdict = f"the intervals of {listed} exclude them" if outside else "all intervals contain them"
+outside = [
+    f"case {k[4]} ({'class' if k.endswith('vv') else 'neuron'} blocks)"
+    for k in RATE
+    if not fits[k].contains(RATE[k])
+]
+listed = " and ".join(
+    [", ".join(outside[:-1]), outside[-1]] if len(outside) > 1 else outside
+)
+verdict = (
+    f"the intervals of {listed} exclude them"
+    if outside
+    else "all intervals contain them"
+)
 
 # %% tags=["remove-cell"]
 for k in ch.SWEEP_KEYS:
@@ -349,7 +425,11 @@ for k in ch.SWEEP_KEYS:
 
 # %% tags=["remove-cell"]
 glue("ch04_slopes_verdict", Markdown(verdict), display=False)
-glue("ch04_slope_dev_max", max(abs(fits[k].slope - RATE[k]) for k in RATE), display=False)
+glue(
+    "ch04_slope_dev_max",
+    max(abs(fits[k].slope - RATE[k]) for k in RATE),
+    display=False,
+)
 
 # %% [markdown]
 # | block ratio | rate (theory) | measured slope [95 % CI] | slope of the prediction |
@@ -365,10 +445,20 @@ glue("ch04_slope_dev_max", max(abs(fits[k].slope - RATE[k]) for k in RATE), disp
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The same ratios multiplied by the predicted power of $C$: $C\\,r$ for class blocks (left) and $\\sqrt C\\,r$ for neuron blocks (right). A flat curve is a clean power law. Dashed: second-moment prediction; dotted: the talk's intuition in the same units; grey line: the large-$C$ constant of case 2, $\\sqrt{(\\gamma e^2+1)/(\\gamma e+1)}$.", "name": "fig-04-compensated"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-for key, label, color in (("case2_vv", "case 2", "tab:blue"), ("case4_vv", "case 4", "tab:orange")):
-    hl.plot.sweep(sweep, key, ax=axes[0], label=label, color=color, compensate=1.0)
-for key, label, color in (("case3_ww", "case 3", "tab:green"), ("case4_ww", "case 4", "tab:red")):
-    hl.plot.sweep(sweep, key, ax=axes[1], label=label, color=color, compensate=0.5)
+for key, label, color in (
+    ("case2_vv", "case 2", "tab:blue"),
+    ("case4_vv", "case 4", "tab:orange"),
+):
+    hl.plot.sweep(
+        sweep, key, ax=axes[0], label=label, color=color, compensate=1.0
+    )
+for key, label, color in (
+    ("case3_ww", "case 3", "tab:green"),
+    ("case4_ww", "case 4", "tab:red"),
+):
+    hl.plot.sweep(
+        sweep, key, ax=axes[1], label=label, color=color, compensate=0.5
+    )
 gamma = cfg.d / cfg.N
 limit = np.sqrt((gamma * np.e**2 + 1) / (gamma * np.e + 1))
 axes[0].axhline(limit, color="grey", lw=0.8, label="case 2, large-$C$ limit")
@@ -387,9 +477,15 @@ plt.show()
 # %%
 err = {key: sweep.relative_error(key) for key in ch.SWEEP_KEYS}
 for key, e in err.items():
-    print(f"{key}: prediction/measurement - 1 = {np.array2string(e, precision=3)}")
-assert all(np.abs(err[k]).max() < 0.1 for k in ("case2_vv", "case3_ww", "case4_ww"))
-assert err["case4_vv"][-1] < -0.05  # the output layer of case 4: prediction too low
+    print(
+        f"{key}: prediction/measurement - 1 = {np.array2string(e, precision=3)}"
+    )
+assert all(
+    np.abs(err[k]).max() < 0.1 for k in ("case2_vv", "case3_ww", "case4_ww")
+)
+assert (
+    err["case4_vv"][-1] < -0.05
+)  # the output layer of case 4: prediction too low
 
 # %% tags=["remove-cell"]
 for key, e in err.items():
@@ -398,12 +494,17 @@ for key, e in err.items():
 
 # %%
 first = int(np.argmax(sweep.Cs >= cfg.c_fit_min))  # first C of the fitted range
-const = {}  # key -> r · C^{-rate} (mean over draws) at the first and last fitted C
+# key -> r · C^{-rate} (mean over draws) at the first and last fitted C
+const = {}
 for key in RATE:  # flat for an exact power law
     compensated = (sweep.measured[key] * Cs[:, None] ** -RATE[key]).mean(1)
     const[key] = (float(compensated[first]), float(compensated[-1]))
-Cr_last = float(sweep.measured["case2_vv"][-1].mean() * Cs[-1])  # C r at the largest C
-assert Cr_last * (1 - 1 / Cs[-1]) > 1  # the 1/(C-1) rule underestimates the ratio
+Cr_last = float(
+    sweep.measured["case2_vv"][-1].mean() * Cs[-1]
+)  # C r at the largest C
+assert (
+    Cr_last * (1 - 1 / Cs[-1]) > 1
+)  # the 1/(C-1) rule underestimates the ratio
 
 # %% tags=["remove-cell"]
 for key, (c_first, c_last) in const.items():
@@ -413,7 +514,9 @@ for key, (c_first, c_last) in const.items():
 # %% tags=["remove-cell"]
 glue("ch04_const_case2_theory", float(limit), display=False)
 glue(
-    "ch04_intuition_gap_case2", float(Cr_last * (1 - 1 / Cs[-1]) - 1), display=False
+    "ch04_intuition_gap_case2",
+    float(Cr_last * (1 - 1 / Cs[-1]) - 1),
+    display=False,
 )  # (C-1) r - 1
 glue("ch04_limit_gap_case2", float(abs(Cr_last / limit - 1)), display=False)
 
@@ -451,13 +554,29 @@ glue("ch04_limit_gap_case2", float(abs(Cr_last / limit - 1)), display=False)
 # in detail.
 
 # %%
-dep = ch.dependence_sweep(cfg.dep_Ns, gamma=cfg.d / cfg.N, C=256, m=cfg.m, draws=cfg.dep_draws,
-                          seed=seed + 20, device=device)  # fmt: skip
-miss = 1 - dep["predicted"].mean(1) / dep["measured"].mean(1)  # (K,) prediction too low by
+dep = ch.dependence_sweep(
+    cfg.dep_Ns,
+    gamma=cfg.d / cfg.N,
+    C=256,
+    m=cfg.m,
+    draws=cfg.dep_draws,
+    seed=seed + 20,
+    device=device,
+)
+miss = 1 - dep["predicted"].mean(1) / dep["measured"].mean(
+    1
+)  # (K,) prediction too low by
 dec = dep["decoupled"].mean(1) / dep["predicted"].mean(1) - 1  # (K,)
 dep_fit = ch.size_limit(dep["N"], miss)  # miss ≈ a + b / sqrt(N)
-print("N:", dep["N"], "\n1 - predicted / measured:", miss.round(3),
-      "\ndecoupled / predicted - 1:", dec.round(3), f"\nlimit a = {dep_fit.limit:.3f}")  # fmt: skip
+print(
+    "N:",
+    dep["N"],
+    "\n1 - predicted / measured:",
+    miss.round(3),
+    "\ndecoupled / predicted - 1:",
+    dec.round(3),
+    f"\nlimit a = {dep_fit.limit:.3f}",
+)
 tol = 0.1 if cfg.profile == "quick" else 0.05  # quick: tiny N, few draws
 assert abs(dec).max() < tol  # decoupling removes the miss at every size
 if cfg.profile != "quick":  # two tiny sizes are too few for the fit
@@ -515,13 +634,17 @@ glue("ch04_dep_dec_max", float(abs(dec).max()), display=False)
 K_shown = 16
 heat, heat_ratio = {}, {}
 for C in cfg.heat_Cs:
-    net = hl.one_hidden_net(cfg.d, cfg.m, C, init=cfg.init, seed=seed + 4, device=device)
+    net = hl.one_hidden_net(
+        cfg.d, cfg.m, C, init=cfg.init, seed=seed + 4, device=device
+    )
     W, V = net.W.detach(), net.V.detach()
     heat[C] = (
         hl.hidden_layer_hessian(X, W, V, loss="ce"),
         hl.output_layer_hessian(X, W, V, loss="ce", classes=min(C, K_shown)),
     )
-    r_dense = hl.block_ratio(heat[C][0], hl.BlockLayout.uniform([("W", cfg.m, cfg.d)]))
+    r_dense = hl.block_ratio(
+        heat[C][0], hl.BlockLayout.uniform([("W", cfg.m, cfg.d)])
+    )
     assert (
         abs(r_dense / hl.block_ratios_at_init(net, X, loss="ce").ww - 1) < 1e-8
     )  # dense = Gram identity
@@ -590,12 +713,24 @@ plt.show()
 
 # %%
 m_lvl, K_lvl, lvl = 4, 4, {"init": cfg.init, "seed": seed + 6, "device": device}
-data_small = hl.gaussian_data(cfg.lvl_N, cfg.lvl_d, K_lvl, seed=seed + 5, device=device)
-data_big = hl.gaussian_data(cfg.lvl_N, cfg.lvl_d, cfg.lvl_C, seed=seed + 5, device=device)
+data_small = hl.gaussian_data(
+    cfg.lvl_N, cfg.lvl_d, K_lvl, seed=seed + 5, device=device
+)
+data_big = hl.gaussian_data(
+    cfg.lvl_N, cfg.lvl_d, cfg.lvl_C, seed=seed + 5, device=device
+)
 net_small = hl.one_hidden_net(cfg.lvl_d, m_lvl, K_lvl, **lvl)
 net_big = hl.one_hidden_net(cfg.lvl_d, m_lvl, cfg.lvl_C, **lvl)
-run = hl.train_adam(net_big, data_big.X, data_big.y, loss="ce", steps=cfg.lvl_steps, lr=1e-2,
-                    checkpoints=[cfg.lvl_steps], progress=False)  # fmt: skip
+run = hl.train_adam(
+    net_big,
+    data_big.X,
+    data_big.y,
+    loss="ce",
+    steps=cfg.lvl_steps,
+    lr=1e-2,
+    checkpoints=[cfg.lvl_steps],
+    progress=False,
+)
 
 # %% tags=["remove-cell"]
 glue("ch04_lvl_C", cfg.lvl_C, display=False)
@@ -606,20 +741,32 @@ states = {
     "MSE, C = 4": (net_small, data_small, "mse"),
     "CE, C = 4": (net_small, data_small, "ce"),
     f"CE, C = {cfg.lvl_C}": (net_big, data_big, "ce"),
-    f"CE, C = {cfg.lvl_C}, trained": (run.at(cfg.lvl_steps).model, data_big, "ce"),
+    f"CE, C = {cfg.lvl_C}, trained": (
+        run.at(cfg.lvl_steps).model,
+        data_big,
+        "ce",
+    ),
 }
 levels = {}
 for name, (net, dat, loss) in states.items():
     H = hl.closed_form_hessian(net, dat.X, dat.y, loss=loss)
     s = levels[name] = ch.coupling_summary(H, net.layout())
-    print(f"{name:>24}: RMS coupling ww {s.ww:.3f}, vv {s.vv:.4f}, wv {s.wv:.3f}")
+    print(
+        f"{name:>24}: RMS coupling ww {s.ww:.3f}, vv {s.vv:.4f}, wv {s.wv:.3f}"
+    )
 
 # %%
 (l1, l0, l2, l3) = levels.values()
 assert l1.vv == 0.0  # level 1: exact zeros
-assert l2.ww < l0.ww and l2.vv < l0.vv / 10  # level 2: large C weakens the layer blocks
-assert l3.wv < l2.wv / 3  # level 3: training weakens the cross block (relative coupling)
-assert l2.ww < l3.ww < l0.ww and l2.vv < l3.vv < l0.vv  # training raises them, not back to C = 4
+assert (
+    l2.ww < l0.ww and l2.vv < l0.vv / 10
+)  # level 2: large C weakens the layer blocks
+assert (
+    l3.wv < l2.wv / 3
+)  # level 3: training weakens the cross block (relative coupling)
+assert (
+    l2.ww < l3.ww < l0.ww and l2.vv < l3.vv < l0.vv
+)  # training raises them, not back to C = 4
 
 # %% tags=["remove-cell"]
 for tag, s in (("mse4", l1), ("ce4", l0), ("ceC", l2), ("trained", l3)):
@@ -631,11 +778,17 @@ glue("ch04_lvl_loss0", float(run.losses[0]), display=False)
 glue("ch04_lvl_loss1", float(run.losses[-1]), display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Block couplings $\\rho_{ij} = \\|H_{ij}\\|_F/\\sqrt{\\|H_{ii}\\|_F\\|H_{jj}\\|_F}$ of a one-hidden-layer net with $m = 4$: the 4 neuron blocks $w_k$ (top left of the blue lines) and the first 4 class blocks $v_c$. Exact zeros are white and marked 0; log colour scale from $10^{-3}$ to 1. From left to right: level 1 (MSE: class blocks decoupled exactly), CE at $C = 4$ (everything linked), level 2 (large $C$: the layer blocks decouple, $H_{wv}$ does not), level 3 (after Adam: $H_{wv}$ fades too).", "name": "fig-04-levels"}}
-labels = [f"$w_{k + 1}$" for k in range(m_lvl)] + [f"$v_{c + 1}$" for c in range(K_lvl)]
+labels = [f"$w_{k + 1}$" for k in range(m_lvl)] + [
+    f"$v_{c + 1}$" for c in range(K_lvl)
+]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
 for ax, (name, s) in zip(axes, levels.items()):
     im = hl.plot.coupling_map(
-        s.rho[: m_lvl + K_lvl, : m_lvl + K_lvl], ax=ax, labels=labels, split=m_lvl, title=name
+        s.rho[: m_lvl + K_lvl, : m_lvl + K_lvl],
+        ax=ax,
+        labels=labels,
+        split=m_lvl,
+        title=name,
     )
 fig.colorbar(im, ax=axes, fraction=0.015, pad=0.02, label="$\\rho_{ij}$")
 plt.show()
@@ -702,11 +855,22 @@ assert abs(r - 1 / 36) < 1e-12
 # %% tags=["hide-input"]
 C_big, n_samples = 4000, 4000
 p = torch.softmax(
-    torch.randn(n_samples, C_big, generator=hl.make_generator(seed), dtype=torch.float64), dim=1
+    torch.randn(
+        n_samples, C_big, generator=hl.make_generator(seed), dtype=torch.float64
+    ),
+    dim=1,
 )
-i, j = torch.arange(0, C_big, 2), torch.arange(1, C_big, 2)  # disjoint pairs (i, j)
+i, j = (
+    torch.arange(0, C_big, 2),
+    torch.arange(1, C_big, 2),
+)  # disjoint pairs (i, j)
 off, diag = p[:, i] * p[:, j], p[:, i] * (1 - p[:, i])
-second_moment = lambda lam: gamma * lam.pow(2).mean() + lam.mean(0).pow(2).mean()  # noqa: E731
+
+
+def second_moment(lam):
+    return gamma * lam.pow(2).mean() + lam.mean(0).pow(2).mean()
+
+
 Cr = C_big * float((second_moment(off) / second_moment(diag)).sqrt())
 print(f"C r = {Cr:.4f}, limit {limit:.4f}")
 assert abs(Cr / limit - 1) < 0.03
@@ -734,7 +898,10 @@ assert abs(Cr / limit - 1) < 0.03
 C3, X_pred = 256, hl.gaussian_data(500, 100, 2, seed=seed + 7, device=device).X
 r2 = [
     hl.predicted_block_ratios(
-        hl.one_hidden_net(100, 8, C3, seed=s, device=device), X_pred, N=1000, loss="mse"
+        hl.one_hidden_net(100, 8, C3, seed=s, device=device),
+        X_pred,
+        N=1000,
+        loss="mse",
     ).ww
     ** 2
     for s in range(40)
@@ -760,16 +927,24 @@ assert abs(np.mean(r2) / theory - 1) < 0.1
 
 # %% tags=["hide-input"]
 X4, X4_ind, X4_pred = (
-    hl.gaussian_data(1000, 100, 2, seed=seed + s, device=device).X for s in (8, 9, 10)
+    hl.gaussian_data(1000, 100, 2, seed=seed + s, device=device).X
+    for s in (8, 9, 10)
 )
 for case in (2, 4):
     net, _ = hl.case_model(case, 100, 256, seed=seed + 11, device=device)
     real = hl.block_ratios_at_init(net, X4, loss="ce").vv
-    decoupled = hl.block_ratios_at_init(net, X4, loss="ce", decouple_with=X4_ind).vv
+    decoupled = hl.block_ratios_at_init(
+        net, X4, loss="ce", decouple_with=X4_ind
+    ).vv
     pred = hl.predicted_block_ratios(net, X4_pred, N=1000, loss="ce").vv
-    print(f"case {case}: real {real:.3e}, decoupled {decoupled:.3e}, prediction {pred:.3e}")
+    print(
+        f"case {case}: real {real:.3e}, decoupled {decoupled:.3e}, prediction "
+        f"{pred:.3e}"
+    )
     assert abs(decoupled / pred - 1) < 0.05
-assert real / pred - 1 > 0.1  # case 4: the dependence makes the real ratio larger
+assert (
+    real / pred - 1 > 0.1
+)  # case 4: the dependence makes the real ratio larger
 
 # %% [markdown]
 # 5. **PyTorch's default initialisation.** `nn.Linear` draws weights from
@@ -787,10 +962,15 @@ assert real / pred - 1 > 0.1  # case 4: the dependence makes the real ratio larg
 # :::
 
 # %% tags=["hide-input"]
-net, _ = hl.case_model(2, cfg.d, 1024, init="pytorch", seed=seed + 12, device=device)
+net, _ = hl.case_model(
+    2, cfg.d, 1024, init="pytorch", seed=seed + 12, device=device
+)
 Cr_torch = 1024 * hl.block_ratios_at_init(net, X, loss="ce").vv
 limit_torch = np.sqrt((gamma * np.exp(2 / 3) + 1) / (gamma * np.exp(1 / 3) + 1))
-print(f"C r = {Cr_torch:.4f} (PyTorch init), limit {limit_torch:.4f}, LeCun limit {limit:.4f}")
+print(
+    f"C r = {Cr_torch:.4f} (PyTorch init), limit {limit_torch:.4f}, LeCun "
+    f"limit {limit:.4f}"
+)
 assert abs(Cr_torch / limit_torch - 1) < 0.05
 
 # %% [markdown]
@@ -813,21 +993,38 @@ assert abs(Cr_torch / limit_torch - 1) < 0.05
 C_top = max(cfg.Cs)
 reps = dict(repeats=1 if cfg.profile == "quick" else 3, warmup=0)
 unit = hl.core.timing.time_call(
-    lambda: ch.class_sweep([C_top], [seed], N=cfg.N, d=cfg.d, m=cfg.m, device=device,
-                           progress=False), **reps)  # fmt: skip
+    lambda: ch.class_sweep(
+        [C_top],
+        [seed],
+        N=cfg.N,
+        d=cfg.d,
+        m=cfg.m,
+        device=device,
+        progress=False,
+    ),
+    **reps,
+)
 unit_rate = 6 * cfg.N**2 * C_top / unit.median  # multiply-adds per second
 print(f"one sweep point at C = {C_top}: {unit.median:.2f} s ({unit.label})")
 
 # %% tags=["remove-cell"]
-work = {name: 6 * p["N"] ** 2 * sum(p["Cs"]) * p["num_seeds"] for name, p in PROFILES.items()}
+work = {
+    name: 6 * p["N"] ** 2 * sum(p["Cs"]) * p["num_seeds"]
+    for name, p in PROFILES.items()
+}
 glue("ch04_paper_work", float(work["paper"]), display=False)
 glue("ch04_paper_factor", work["paper"] / work["default"], display=False)
 glue("ch04_paper_cpu_h", work["paper"] / unit_rate / 3600, display=False)
 glue("ch04_unit_gflops", unit_rate / 1e9, display=False)
 glue("ch04_unit_label", Markdown(unit.label), display=False)
 load = os.getloadavg()[0]
-glue("ch04_clock_label", Markdown(f"this machine, {torch.get_num_threads()} thread(s), "
-                                  f"load {load:.1f}"), display=False)  # fmt: skip
+glue(
+    "ch04_clock_label",
+    Markdown(
+        f"this machine, {torch.get_num_threads()} thread(s), load {load:.1f}"
+    ),
+    display=False,
+)
 glue("ch04_sweep_s", sweep_s, display=False)
 glue("ch04_profile", Markdown(f"`{cfg.profile}`"), display=False)
 glue("ch04_device", Markdown(hl.device_name(device)), display=False)

@@ -41,43 +41,95 @@
 # %% tags=["parameters"]
 profile = "default"
 seed = 0
-wigner_samples = None  # Wigner matrices of size 1000 behind the semicircle histogram
+wigner_samples = (
+    None  # Wigner matrices of size 1000 behind the semicircle histogram
+)
 gap_samples = None  # draws per N in the N sweep (list, one count per N)
 
 # %%
 import os
 import time
 
+import hesslib as hl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from hesslib.chapters import random_matrices as ch
 from IPython.display import Markdown
 from myst_nb import glue
 
-import hesslib as hl
-from hesslib.chapters import random_matrices as ch
-
 PROFILES = {
-    "quick": {"wig_n": 200, "wigner_samples": 4, "mp_d": 100, "blk_N": 400, "blk_d": 100,
-              "blk_samples": 4, "C": 10, "t_N": 200, "t_samples": 8, "Ns": [100, 200, 400],
-              "gap_samples": [48, 24, 12], "mom_N": 200, "mom_d": 20, "mom_Cs": [10],
-              "mom_draws": 2, "slq_N": 400, "slq_d": 100, "slq_C": 4, "slq_steps": 30,
-              "slq_probes": 8},
-    "default": {"wig_n": 1000, "wigner_samples": 40, "mp_d": 500, "blk_N": 2000, "blk_d": 500,
-                "blk_samples": 10, "C": 10, "t_N": 1000, "t_samples": 40,
-                "Ns": [200, 400, 800, 1600, 3200], "gap_samples": [384, 192, 96, 48, 24],
-                "mom_N": 1000, "mom_d": 100, "mom_Cs": [10, 100], "mom_draws": 5,
-                "slq_N": 2000, "slq_d": 500, "slq_C": 10, "slq_steps": 60, "slq_probes": 16},
-    "paper": {"wig_n": 1000, "wigner_samples": 1000, "mp_d": 1000, "blk_N": 8000,
-              "blk_d": 2000, "blk_samples": 20, "C": 10, "t_N": 4000, "t_samples": 100,
-              "Ns": [250, 500, 1000, 2000, 4000, 8000],
-              "gap_samples": [1024, 512, 256, 128, 64, 32], "mom_N": 5000, "mom_d": 500,
-              "mom_Cs": [10, 100, 1000], "mom_draws": 10, "slq_N": 8000, "slq_d": 2000,
-              "slq_C": 10, "slq_steps": 100, "slq_probes": 32},
-}  # fmt: skip
-cfg = hl.resolve_profile(profile, PROFILES, wigner_samples=wigner_samples,
-                         gap_samples=gap_samples)  # fmt: skip
+    "quick": {
+        "wig_n": 200,
+        "wigner_samples": 4,
+        "mp_d": 100,
+        "blk_N": 400,
+        "blk_d": 100,
+        "blk_samples": 4,
+        "C": 10,
+        "t_N": 200,
+        "t_samples": 8,
+        "Ns": [100, 200, 400],
+        "gap_samples": [48, 24, 12],
+        "mom_N": 200,
+        "mom_d": 20,
+        "mom_Cs": [10],
+        "mom_draws": 2,
+        "slq_N": 400,
+        "slq_d": 100,
+        "slq_C": 4,
+        "slq_steps": 30,
+        "slq_probes": 8,
+    },
+    "default": {
+        "wig_n": 1000,
+        "wigner_samples": 40,
+        "mp_d": 500,
+        "blk_N": 2000,
+        "blk_d": 500,
+        "blk_samples": 10,
+        "C": 10,
+        "t_N": 1000,
+        "t_samples": 40,
+        "Ns": [200, 400, 800, 1600, 3200],
+        "gap_samples": [384, 192, 96, 48, 24],
+        "mom_N": 1000,
+        "mom_d": 100,
+        "mom_Cs": [10, 100],
+        "mom_draws": 5,
+        "slq_N": 2000,
+        "slq_d": 500,
+        "slq_C": 10,
+        "slq_steps": 60,
+        "slq_probes": 16,
+    },
+    "paper": {
+        "wig_n": 1000,
+        "wigner_samples": 1000,
+        "mp_d": 1000,
+        "blk_N": 8000,
+        "blk_d": 2000,
+        "blk_samples": 20,
+        "C": 10,
+        "t_N": 4000,
+        "t_samples": 100,
+        "Ns": [250, 500, 1000, 2000, 4000, 8000],
+        "gap_samples": [1024, 512, 256, 128, 64, 32],
+        "mom_N": 5000,
+        "mom_d": 500,
+        "mom_Cs": [10, 100, 1000],
+        "mom_draws": 10,
+        "slq_N": 8000,
+        "slq_d": 2000,
+        "slq_C": 10,
+        "slq_steps": 100,
+        "slq_probes": 32,
+    },
+}
+cfg = hl.resolve_profile(
+    profile, PROFILES, wigner_samples=wigner_samples, gap_samples=gap_samples
+)
 device = hl.default_device()
 print("device:", hl.device_name(device))
 t_start, cpu_start = time.perf_counter(), time.process_time()
@@ -117,17 +169,24 @@ load_start = os.getloadavg()[0]
 # `hl.rmt.wigner_eigenvalues` draws the matrices and diagonalises them:
 
 # %%
-wig = hl.rmt.wigner_eigenvalues(cfg.wig_n, num_samples=cfg.wigner_samples, seed=seed)
+wig = hl.rmt.wigner_eigenvalues(
+    cfg.wig_n, num_samples=cfg.wigner_samples, seed=seed
+)
 grid_sc = torch.linspace(-2.2, 2.2, 441, dtype=torch.float64)
 rho_sc = hl.semicircle_density(grid_sc)
 ks_sc = hl.rmt.ks_distance(wig, grid_sc, rho_sc)
 m2_sc = float((wig**2).mean())  # E tr W^2 / n = 1 + 1/n
-print(f"{wig.numel()} eigenvalues, KS distance {ks_sc:.4f}, second moment {m2_sc:.4f}")
+print(
+    f"{wig.numel()} eigenvalues, KS distance {ks_sc:.4f}, second moment "
+    f"{m2_sc:.4f}"
+)
 assert ks_sc < 0.02 and abs(m2_sc - 1 - 1 / cfg.wig_n) < 0.01
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eigenvalues of Wigner matrices (histogram over all draws) and the semicircle density (red). Size and number of draws are given in the text.", "name": "fig-05-semicircle"}}
 fig, ax = plt.subplots(figsize=(6, 3.4))
-hl.plot.spectrum_histogram(ax, wig, grid=grid_sc, density=rho_sc, bins=90, curve_label="semicircle")
+hl.plot.spectrum_histogram(
+    ax, wig, grid=grid_sc, density=rho_sc, bins=90, curve_label="semicircle"
+)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -159,19 +218,34 @@ glue("ch05_m2_sc", m2_sc, display=False)
 mp = {}
 for gamma in (0.25, 2.0):
     d = cfg.mp_d if gamma < 1 else 2 * cfg.mp_d
-    eigs = hl.rmt.sample_covariance_eigenvalues(d, round(d / gamma), num_samples=5, seed=seed + 1)
-    zero = float((eigs.abs() < 1e-9 * eigs.max()).double().mean())  # numerically zero
+    eigs = hl.rmt.sample_covariance_eigenvalues(
+        d, round(d / gamma), num_samples=5, seed=seed + 1
+    )
+    zero = float(
+        (eigs.abs() < 1e-9 * eigs.max()).double().mean()
+    )  # numerically zero
     mp[gamma] = (eigs, zero, hl.rmt.marchenko_pastur_atom(gamma))
-    print(f"gamma = {gamma}: fraction of zero eigenvalues {zero:.4f}, MP atom {mp[gamma][2]:.4f}")
+    print(
+        f"gamma = {gamma}: fraction of zero eigenvalues {zero:.4f}, MP atom "
+        f"{mp[gamma][2]:.4f}"
+    )
 assert mp[2.0][1] == mp[2.0][2] == 0.5 and mp[0.25][1] == 0.0
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eigenvalues of $\\frac1N X^\\top X$ (5 draws) against the Marchenko–Pastur density. Left: $\\gamma = d/N = 1/4$. Right: $\\gamma = 2$; the histogram shows the non-zero eigenvalues (area $1/\\gamma$) and the thick line at 0 the atom of mass $1 - 1/\\gamma$.", "name": "fig-05-mp"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 for ax, (gamma, (eigs, zero, atom)) in zip(axes, mp.items()):
-    grid = torch.linspace(0, 1.05 * (1 + gamma**0.5) ** 2, 500, dtype=torch.float64)
-    hl.plot.spectrum_histogram(ax, eigs, grid=grid, density=hl.marchenko_pastur_density(grid, ratio=gamma),
-                     atom_tol=1e-9 * float(eigs.max()), bins=70,
-                     curve_label=f"MP, $\\gamma$ = {gamma:g}")  # fmt: skip
+    grid = torch.linspace(
+        0, 1.05 * (1 + gamma**0.5) ** 2, 500, dtype=torch.float64
+    )
+    hl.plot.spectrum_histogram(
+        ax,
+        eigs,
+        grid=grid,
+        density=hl.marchenko_pastur_density(grid, ratio=gamma),
+        atom_tol=1e-9 * float(eigs.max()),
+        bins=70,
+        curve_label=f"MP, $\\gamma$ = {gamma:g}",
+    )
     ax.legend(fontsize=8, loc="upper right")
 plt.tight_layout()
 plt.show()
@@ -197,13 +271,23 @@ plt.show()
 
 # %%
 d_g, N_g = cfg.mp_d, 4 * cfg.mp_d
-lam_two = torch.tensor([1.0, 4.0], dtype=torch.float64)[torch.arange(N_g) % 2]  # (N,)
-eigs_g = hl.rmt.sample_covariance_eigenvalues(d_g, N_g, lam=lam_two, num_samples=5, seed=seed + 2)
+lam_two = torch.tensor([1.0, 4.0], dtype=torch.float64)[
+    torch.arange(N_g) % 2
+]  # (N,)
+eigs_g = hl.rmt.sample_covariance_eigenvalues(
+    d_g, N_g, lam=lam_two, num_samples=5, seed=seed + 2
+)
 grid_g = torch.linspace(0, 1.1 * float(eigs_g.max()), 600, dtype=torch.float64)
 law_g = hl.gmp_density(grid_g, lam_two, gamma=0.25)
 ks_g = hl.rmt.ks_distance(eigs_g, grid_g, law_g.density)
-m2_g, m2_g_pred = float((eigs_g**2).mean()), hl.second_moment_prediction(lam_two, gamma=0.25)
-print(f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[w^2] + (E w)^2 = {m2_g_pred}")
+m2_g, m2_g_pred = (
+    float((eigs_g**2).mean()),
+    hl.second_moment_prediction(lam_two, gamma=0.25),
+)
+print(
+    f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[w^2] + (E w)^2 "
+    f"= {m2_g_pred}"
+)
 assert ks_g < 0.03 and abs(m2_g / m2_g_pred - 1) < 0.02
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Generalised MP law: eigenvalues of $\\frac1N X^\\top\\Omega X$ with $\\omega_n\\in\\{1, 4\\}$ (half each, independent of $X$), $\\gamma = 1/4$, against the density from `hl.gmp_density` (red) and the MP law scaled to the same mean weight 2.5 (dashed).", "name": "fig-05-gmp"}}
@@ -212,8 +296,13 @@ hl.plot.spectrum_histogram(
     ax, eigs_g, grid=grid_g, density=law_g.density, bins=80, curve_label="GMP"
 )
 mean_lam = float(lam_two.mean())
-ax.plot(grid_g, hl.marchenko_pastur_density(grid_g, ratio=0.25, sigma2=mean_lam), "k--", lw=1,
-        label=f"MP, $\\sigma^2$ = {mean_lam:g}")  # fmt: skip
+ax.plot(
+    grid_g,
+    hl.marchenko_pastur_density(grid_g, ratio=0.25, sigma2=mean_lam),
+    "k--",
+    lw=1,
+    label=f"MP, $\\sigma^2$ = {mean_lam:g}",
+)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -251,12 +340,24 @@ glue("ch05_m2_gmp_pred", m2_g_pred, display=False)
 # $\omega$ taken from the same model on fresh inputs:
 
 # %%
-blk = hl.rmt.block_spectra(cfg.blk_N, cfg.blk_d, cfg.C, num_samples=cfg.blk_samples, seed=seed + 3,
-                       device=device)  # fmt: skip
-grid_b = torch.linspace(0, 1.15 * float(blk.coupled.max()), 500, dtype=torch.float64)
-law_b = hl.gmp_density(grid_b, hl.rmt.lambda_quantiles(blk.lam), gamma=blk.gamma)
-ks_b = {name: hl.rmt.ks_distance(e, grid_b, law_b.density)
-        for name, e in (("coupled", blk.coupled), ("decoupled", blk.decoupled))}  # fmt: skip
+blk = hl.rmt.block_spectra(
+    cfg.blk_N,
+    cfg.blk_d,
+    cfg.C,
+    num_samples=cfg.blk_samples,
+    seed=seed + 3,
+    device=device,
+)
+grid_b = torch.linspace(
+    0, 1.15 * float(blk.coupled.max()), 500, dtype=torch.float64
+)
+law_b = hl.gmp_density(
+    grid_b, hl.rmt.lambda_quantiles(blk.lam), gamma=blk.gamma
+)
+ks_b = {
+    name: hl.rmt.ks_distance(e, grid_b, law_b.density)
+    for name, e in (("coupled", blk.coupled), ("decoupled", blk.decoupled))
+}
 print({k: round(v, 4) for k, v in ks_b.items()})
 assert max(ks_b.values()) < 0.05
 
@@ -267,9 +368,18 @@ glue("ch05_blk_d", cfg.blk_d, display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectrum of the diagonal CE block $H_{11}$ of a linear model at initialisation (left; weights computed from the data themselves) and of the decoupled block $\\tilde H_{11}$ (right; weights from an independent copy), both against the generalised MP density for the law of $\\omega = p_1(1-p_1)$ (red). Sizes in the text.", "name": "fig-05-blocks"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-for ax, (name, e) in zip(axes, (("$H_{11}$", blk.coupled), ("$\\tilde H_{11}$", blk.decoupled))):
-    hl.plot.spectrum_histogram(ax, e, grid=grid_b, density=law_b.density, bins=70,
-                     label=f"eigenvalues of {name}", curve_label="GMP")  # fmt: skip
+for ax, (name, e) in zip(
+    axes, (("$H_{11}$", blk.coupled), ("$\\tilde H_{11}$", blk.decoupled))
+):
+    hl.plot.spectrum_histogram(
+        ax,
+        e,
+        grid=grid_b,
+        density=law_b.density,
+        bins=70,
+        label=f"eigenvalues of {name}",
+        curve_label="GMP",
+    )
     ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -281,7 +391,9 @@ sq = {
 }
 pred_b = hl.second_moment_prediction(blk.lam, gamma=blk.gamma)
 err_b = {name: v / pred_b - 1 for name, v in sq.items()}
-print("(1/d)|H|_F^2 / prediction - 1:", {k: f"{v:+.4f}" for k, v in err_b.items()})
+print(
+    "(1/d)|H|_F^2 / prediction - 1:", {k: f"{v:+.4f}" for k, v in err_b.items()}
+)
 assert max(abs(v) for v in err_b.values()) < 0.05
 
 # %% tags=["remove-cell"]
@@ -320,9 +432,19 @@ for name in ks_b:
 # %%
 ts = np.linspace(0, 1, 6)
 zeta = [0.5 + 0.5j, 1 + 0.5j, 2 + 0.5j]
-curve = hl.rmt.stieltjes_along_t(cfg.t_N, cfg.t_N // 4, cfg.C, ts=ts, zeta=zeta,
-                             num_samples=cfg.t_samples, seed=seed + 4, device=device)  # fmt: skip
-drift = (curve.mean - curve.mean[-1]).abs().max(0).values  # (Z,) largest change along t
+curve = hl.rmt.stieltjes_along_t(
+    cfg.t_N,
+    cfg.t_N // 4,
+    cfg.C,
+    ts=ts,
+    zeta=zeta,
+    num_samples=cfg.t_samples,
+    seed=seed + 4,
+    device=device,
+)
+drift = (
+    (curve.mean - curve.mean[-1]).abs().max(0).values
+)  # (Z,) largest change along t
 off_gmp = (curve.mean - curve.gmp).abs().max(0).values / curve.gmp.abs()  # (Z,)
 print(
     "max |E s(t) - E s(1)|:",
@@ -336,13 +458,28 @@ assert float(off_gmp.max()) < 0.05
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Monte Carlo $\\mathbb E\\,s_{H(t)}(z)$ along the interpolation ($t = 1$: the Hessian block, $t = 0$: the decoupled block), real part (left) and imaginary part (right), at three points $z = \\bar\\omega\\zeta$; bars: $\\pm 2$ standard errors. Dashed: the generalised MP value.", "name": "fig-05-interpolation"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 for ax, part in zip(axes, ("real", "imag")):
-    for k, (z, color) in enumerate(zip(zeta, ("tab:blue", "tab:orange", "tab:green"))):
+    for k, (z, color) in enumerate(
+        zip(zeta, ("tab:blue", "tab:orange", "tab:green"))
+    ):
         y = getattr(curve.mean[:, k], part)
-        ax.errorbar(ts, y, yerr=2 * curve.sem[:, k], fmt="o-", color=color, ms=4, capsize=2,
-                    label=f"$\\zeta$ = {z.real:g} + {z.imag:g}i")  # fmt: skip
-        ax.axhline(float(getattr(curve.gmp[k], part)), color=color, ls="--", lw=1)
+        ax.errorbar(
+            ts,
+            y,
+            yerr=2 * curve.sem[:, k],
+            fmt="o-",
+            color=color,
+            ms=4,
+            capsize=2,
+            label=f"$\\zeta$ = {z.real:g} + {z.imag:g}i",
+        )
+        ax.axhline(
+            float(getattr(curve.gmp[k], part)), color=color, ls="--", lw=1
+        )
     ax.set_xlabel("t")
-    ax.set_ylabel(f"{'Re' if part == 'real' else 'Im'} $\\bar\\omega\\,\\mathbb{{E}}\\,s_{{H(t)}}$")
+    ax.set_ylabel(
+        f"{'Re' if part == 'real' else 'Im'} "
+        f"$\\bar\\omega\\,\\mathbb{{E}}\\,s_{{H(t)}}$"
+    )
 axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -383,14 +520,35 @@ glue("ch05_t_offgmp", float(off_gmp.max()), display=False)
 
 # %%
 t_gap = time.perf_counter()
-gap = hl.rmt.decoupling_gap(cfg.Ns, gamma=0.25, C=cfg.C, zeta=[1 + 1j], num_samples=cfg.gap_samples,
-                        seed=seed + 5, device=device, progress=True)  # fmt: skip
-delta, delta_se = (v[:, 0] for v in gap.gap("swap"))  # |E s_H - E s_H~| and its SE
+gap = hl.rmt.decoupling_gap(
+    cfg.Ns,
+    gamma=0.25,
+    C=cfg.C,
+    zeta=[1 + 1j],
+    num_samples=cfg.gap_samples,
+    seed=seed + 5,
+    device=device,
+    progress=True,
+)
+delta, delta_se = (
+    v[:, 0] for v in gap.gap("swap")
+)  # |E s_H - E s_H~| and its SE
 naive, naive_se = (v[:, 0] for v in gap.gap("naive"))
 rms, rms_se = (v[:, 0] for v in gap.pathwise_rms())
-print(pd.DataFrame({"N": gap.Ns, "|delta_N|": delta, "SE (coupled)": delta_se,
-                    "SE (naive)": naive_se, "one draw (RMS)": rms}).to_string(index=False))  # fmt: skip
-assert float(gap.bound_ratio.max()) <= 1.0  # rank bound of exercise 3, draw by draw
+print(
+    pd.DataFrame(
+        {
+            "N": gap.Ns,
+            "|delta_N|": delta,
+            "SE (coupled)": delta_se,
+            "SE (naive)": naive_se,
+            "one draw (RMS)": rms,
+        }
+    ).to_string(index=False)
+)
+assert (
+    float(gap.bound_ratio.max()) <= 1.0
+)  # rank bound of exercise 3, draw by draw
 
 # %% tags=["remove-cell"]
 glue("ch05_gap_Nmin", cfg.Ns[0], display=False)
@@ -418,15 +576,39 @@ glue("ch05_bound_ratio", float(gap.bound_ratio.max()), display=False)
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Decoupling gap against $N$ ($\\gamma = 1/4$, $\\zeta = 1 + i$, log-log). Blue: $|\\mathbb E s_H - \\mathbb E s_{\\tilde H}|$ estimated with the rank-$2C$ coupling, $\\pm 2$ standard errors, and its weighted least-squares fit. Orange: the typical difference of one draw, $\\sqrt{\\mathbb E|s_H - s_{\\tilde H}|^2}$, and its fit. Grey: slopes $-1/2$ and $-1$ for reference.", "name": "fig-05-gap"}}
 Ns = gap.Ns.double().numpy()
 fig, ax = plt.subplots(figsize=(6.2, 4))
-ax.errorbar(Ns, delta, yerr=2 * delta_se, fmt="o", color="tab:blue", capsize=3,
-            label="$|\\mathbb{E}s_H - \\mathbb{E}s_{\\tilde H}|$ (coupled estimator)")  # fmt: skip
-ax.plot(Ns, rms, "s", color="tab:orange", label="one draw: RMS of $s_H - s_{\\tilde H}$")
+ax.errorbar(
+    Ns,
+    delta,
+    yerr=2 * delta_se,
+    fmt="o",
+    color="tab:blue",
+    capsize=3,
+    label="$|\\mathbb{E}s_H - \\mathbb{E}s_{\\tilde H}|$ (coupled estimator)",
+)
+ax.plot(
+    Ns,
+    rms,
+    "s",
+    color="tab:orange",
+    label="one draw: RMS of $s_H - s_{\\tilde H}$",
+)
 for fit, color in ((fit_gap, "tab:blue"), (fit_rms, "tab:orange")):
-    ax.plot(Ns, np.exp(fit.intercept) * Ns**fit.slope, color=color, lw=1,
-            label=f"fit: slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]")  # fmt: skip
+    ax.plot(
+        Ns,
+        np.exp(fit.intercept) * Ns**fit.slope,
+        color=color,
+        lw=1,
+        label=f"fit: slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]",
+    )
 for slope, ls in ((-0.5, ":"), (-1.0, "--")):
-    ax.plot(Ns, float(delta[0]) * (Ns / Ns[0]) ** slope, color="grey", ls=ls, lw=1,
-            label=f"$N^{{{slope:g}}}$")  # fmt: skip
+    ax.plot(
+        Ns,
+        float(delta[0]) * (Ns / Ns[0]) ** slope,
+        color="grey",
+        ls=ls,
+        lw=1,
+        label=f"$N^{{{slope:g}}}$",
+    )
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xticks(Ns, [f"{n:.0f}" for n in Ns], minor=False)
@@ -465,31 +647,71 @@ plt.show()
 # ratio:
 
 # %%
-rows = ch.second_moment_cases(cfg.mom_Cs, N=cfg.mom_N, d=cfg.mom_d, num_draws=cfg.mom_draws,
-                              seed=seed + 6, device=device)  # fmt: skip
-table = pd.DataFrame(
-    [{"case": r.case, "layer": r.layer, "C": r.C, "diag meas.": r.diag[0], "diag decoup.": r.diag[1],
-      "diag pred.": r.diag[2], "off meas.": r.off[0], "off decoup.": r.off[1], "off pred.": r.off[2],
-      "ratio meas.": r.ratio[0], "ratio decoup.": r.ratio[1], "ratio pred.": r.ratio[2]}
-     for r in rows])  # fmt: skip
-table.style.format(precision=3, formatter={c: "{:.3g}" for c in table.columns[3:]}).hide(
-    axis="index"
+rows = ch.second_moment_cases(
+    cfg.mom_Cs,
+    N=cfg.mom_N,
+    d=cfg.mom_d,
+    num_draws=cfg.mom_draws,
+    seed=seed + 6,
+    device=device,
 )
+table = pd.DataFrame(
+    [
+        {
+            "case": r.case,
+            "layer": r.layer,
+            "C": r.C,
+            "diag meas.": r.diag[0],
+            "diag decoup.": r.diag[1],
+            "diag pred.": r.diag[2],
+            "off meas.": r.off[0],
+            "off decoup.": r.off[1],
+            "off pred.": r.off[2],
+            "ratio meas.": r.ratio[0],
+            "ratio decoup.": r.ratio[1],
+            "ratio pred.": r.ratio[2],
+        }
+        for r in rows
+    ]
+)
+table.style.format(
+    precision=3, formatter={c: "{:.3g}" for c in table.columns[3:]}
+).hide(axis="index")
+
 
 # %%
-ratio_err = lambda r: r.ratio[0] / r.ratio[2] - 1 if r.ratio[2] > 0 else r.ratio[0]  # noqa: E731
-rel = {(r.case, r.layer, r.C): (r.diag[0] / r.diag[2] - 1, ratio_err(r)) for r in rows}
-good = [k for k in rel if k[:2] != (4, "vv")]  # all but the output layer of case 4
-assert all(rel[k][1] == 0.0 for k in rel if k[0] == 1 or k[:2] == (3, "vv"))  # exact zeros
+def ratio_err(r):
+    return r.ratio[0] / r.ratio[2] - 1 if r.ratio[2] > 0 else r.ratio[0]
+
+
+rel = {
+    (r.case, r.layer, r.C): (r.diag[0] / r.diag[2] - 1, ratio_err(r))
+    for r in rows
+}
+good = [
+    k for k in rel if k[:2] != (4, "vv")
+]  # all but the output layer of case 4
+assert all(
+    rel[k][1] == 0.0 for k in rel if k[0] == 1 or k[:2] == (3, "vv")
+)  # exact zeros
 C_big = max(cfg.mom_Cs)
 r4 = next(r for r in rows if (r.case, r.layer, r.C) == (4, "vv", C_big))
 print({k: f"diag {a:+.3f}, ratio {b:+.3f}" for k, (a, b) in rel.items()})
-tol = 0.25 if cfg.profile == "quick" else 0.1  # quick: N = 200, single blocks fluctuate
-assert all(abs(rel[k][0]) < tol for k in good) and abs(r4.ratio[1] / r4.ratio[2] - 1) < 0.1
+tol = (
+    0.25 if cfg.profile == "quick" else 0.1
+)  # quick: N = 200, single blocks fluctuate
+assert (
+    all(abs(rel[k][0]) < tol for k in good)
+    and abs(r4.ratio[1] / r4.ratio[2] - 1) < 0.1
+)
 
 # %% tags=["remove-cell"]
 glue("ch05_mom_diag_err", max(abs(rel[k][0]) for k in good), display=False)
-glue("ch05_mom_ratio_err", max(abs(rel[k][1]) for k in good if k[0] > 1), display=False)
+glue(
+    "ch05_mom_ratio_err",
+    max(abs(rel[k][1]) for k in good if k[0] > 1),
+    display=False,
+)
 
 # %% tags=["remove-cell"]
 glue("ch05_mom_C", C_big, display=False)
@@ -531,18 +753,37 @@ glue("ch05_mom_draws", cfg.mom_draws, display=False)
 # exact eigenvalues blurred by the same width:
 
 # %%
-data = hl.gaussian_data(cfg.slq_N, cfg.slq_d, cfg.slq_C, seed=seed + 7, device=device)
+data = hl.gaussian_data(
+    cfg.slq_N, cfg.slq_d, cfg.slq_C, seed=seed + 7, device=device
+)
 net = hl.linear_net(cfg.slq_d, cfg.slq_C, seed=seed + 8, device=device)
 lam1 = hl.rmt.ce_diagonal_weights(data.X, net.V.detach())[:, 0]  # (N,)
-matvec = lambda Q: data.X.T @ (lam1[:, None] * (data.X @ Q)) / cfg.slq_N  # noqa: E731  (d, k)
-spec = hl.slq(matvec, cfg.slq_d, num_steps=cfg.slq_steps, num_probes=cfg.slq_probes,
-              seed=seed, device=device)  # fmt: skip
+
+
+def matvec(Q):  # (d, k) -> (d, k)
+    return data.X.T @ (lam1[:, None] * (data.X @ Q)) / cfg.slq_N
+
+
+spec = hl.slq(
+    matvec,
+    cfg.slq_d,
+    num_steps=cfg.slq_steps,
+    num_probes=cfg.slq_probes,
+    seed=seed,
+    device=device,
+)
 exact = torch.linalg.eigvalsh(hl.rmt.weighted_gram(data.X, lam1)).cpu()
-blurred = hl.slq_density((exact[None], torch.full((1, cfg.slq_d), 1 / cfg.slq_d)),
-                         grid=spec.grid, sigma=spec.sigma)  # fmt: skip
+blurred = hl.slq_density(
+    (exact[None], torch.full((1, cfg.slq_d), 1 / cfg.slq_d)),
+    grid=spec.grid,
+    sigma=spec.sigma,
+)
 js_slq = float(hl.js_distance(spec.density, blurred.density, spec.grid))
-m2 = {"SLQ": spec.moment(2), "exact": float((exact**2).mean()),
-      "GMP": hl.second_moment_prediction(lam1, gamma=cfg.slq_d / cfg.slq_N)}  # fmt: skip
+m2 = {
+    "SLQ": spec.moment(2),
+    "exact": float((exact**2).mean()),
+    "GMP": hl.second_moment_prediction(lam1, gamma=cfg.slq_d / cfg.slq_N),
+}
 print(
     f"JS distance SLQ vs exact: {js_slq:.4f}; second moments",
     {k: f"{v:.5f}" for k, v in m2.items()},
@@ -551,18 +792,32 @@ assert js_slq < 0.1 and abs(m2["SLQ"] / m2["exact"] - 1) < 0.1
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Spectral density of a diagonal CE block by stochastic Lanczos quadrature from matrix-vector products only (blue, band: $\\pm 2$ standard errors across probes) against its exact eigenvalues blurred with the same Gaussian width (black dashed) and the generalised MP density (red).", "name": "fig-05-slq"}}
 law_s = hl.gmp_density(
-    spec.grid.clamp(min=0), hl.rmt.lambda_quantiles(lam1), gamma=cfg.slq_d / cfg.slq_N
+    spec.grid.clamp(min=0),
+    hl.rmt.lambda_quantiles(lam1),
+    gamma=cfg.slq_d / cfg.slq_N,
 )
 fig, ax = plt.subplots(figsize=(6.2, 3.6))
 band = 2 * spec.density_sem
-ax.fill_between(spec.grid, spec.density - band, spec.density + band, color="tab:blue", alpha=0.25)
+ax.fill_between(
+    spec.grid,
+    spec.density - band,
+    spec.density + band,
+    color="tab:blue",
+    alpha=0.25,
+)
 ax.plot(
     spec.grid,
     spec.density,
     color="tab:blue",
     label=f"SLQ ({cfg.slq_probes} probes, {cfg.slq_steps} steps)",
 )
-ax.plot(spec.grid, blurred.density, "k--", lw=1, label="exact eigenvalues, same blur")
+ax.plot(
+    spec.grid,
+    blurred.density,
+    "k--",
+    lw=1,
+    label="exact eigenvalues, same blur",
+)
 ax.plot(spec.grid, law_s.density, color="tab:red", lw=1, label="GMP density")
 ax.set_xlabel("eigenvalue")
 ax.set_ylabel("density")
@@ -606,10 +861,17 @@ glue("ch05_slq_m2err", abs(m2["SLQ"] / m2["exact"] - 1), display=False)
 
 # %% tags=["hide-input"]
 z = torch.tensor([0.5 + 0.5j, -1.0 + 0.2j, 2.5 + 0.1j], dtype=torch.complex128)
-roots = torch.stack([(-z + torch.sqrt(z * z - 4)) / 2, (-z - torch.sqrt(z * z - 4)) / 2])
+roots = torch.stack(
+    [(-z + torch.sqrt(z * z - 4)) / 2, (-z - torch.sqrt(z * z - 4)) / 2]
+)
 m_sc = torch.where(roots[0].imag > 0, roots[0], roots[1])
 s_emp = hl.stieltjes_empirical(wig, z).mean(0)
-print("closed form:", m_sc.numpy().round(4), "\nempirical:  ", s_emp.numpy().round(4))
+print(
+    "closed form:",
+    m_sc.numpy().round(4),
+    "\nempirical:  ",
+    s_emp.numpy().round(4),
+)
 assert float((s_emp - m_sc).abs().max()) < 0.05
 
 # %% [markdown]
@@ -633,8 +895,11 @@ assert float((s_emp - m_sc).abs().max()) < 0.05
 # %% tags=["hide-input"]
 x = law_g.grid
 moments = [float(torch.trapezoid(x**k * law_g.density, x)) for k in (0, 1, 2)]
-print(f"mass {moments[0]:.5f}, M1 {moments[1]:.5f} (E omega = {float(lam_two.mean())}), "
-      f"M2 {moments[2]:.5f} (formula {m2_g_pred})")  # fmt: skip
+print(
+    f"mass {moments[0]:.5f}, M1 {moments[1]:.5f} (E omega = "
+    f"{float(lam_two.mean())}), "
+    f"M2 {moments[2]:.5f} (formula {m2_g_pred})"
+)
 assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
 
 # %% [markdown]
@@ -657,7 +922,10 @@ assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
 # :::
 
 # %% tags=["hide-input"]
-X, X_tilde = (hl.gaussian_data(300, 60, 2, seed=seed + s, device=device).X for s in (9, 10))
+X, X_tilde = (
+    hl.gaussian_data(300, 60, 2, seed=seed + s, device=device).X
+    for s in (9, 10)
+)
 V5 = hl.linear_net(60, 5, seed=seed + 11, device=device).V.detach()
 lam_X = hl.rmt.ce_diagonal_weights(X, V5)[:, 0]
 diff = hl.rmt.weighted_gram(X, lam_X) - hl.rmt.weighted_gram(
@@ -687,10 +955,18 @@ assert rank <= 10
 # :::
 
 # %% tags=["hide-input"]
-signs = torch.randint(0, 2, (cfg.slq_d, 4), generator=hl.make_generator(seed + 12)) * 2 - 1
-probes = signs.to(device=device, dtype=torch.float64) / cfg.slq_d**0.5  # (d, 4) unit Rademacher
+signs = (
+    torch.randint(0, 2, (cfg.slq_d, 4), generator=hl.make_generator(seed + 12))
+    * 2
+    - 1
+)
+probes = (
+    signs.to(device=device, dtype=torch.float64) / cfg.slq_d**0.5
+)  # (d, 4) unit Rademacher
 res = hl.lanczos(matvec, cfg.slq_d, num_steps=2, probes=probes)
-quad = (res.weights * res.nodes**2).sum(1)  # (4,) two-node quadrature of x^2, per probe
+quad = (res.weights * res.nodes**2).sum(
+    1
+)  # (4,) two-node quadrature of x^2, per probe
 hutch = (matvec(probes) ** 2).sum(0).cpu()  # (4,) |H v|^2
 print("quadrature:", quad.numpy(), "\n|Hv|^2:    ", hutch.numpy())
 assert torch.allclose(quad, hutch, rtol=1e-10)
@@ -716,8 +992,12 @@ assert torch.allclose(quad, hutch, rtol=1e-10)
 def work(p):  # d^3 + N d^2 per matrix formed and diagonalised
     mat = lambda N, d: d**3 + N * d**2  # noqa: E731
     gap = sum(3 * M * mat(N, N // 4) for N, M in zip(p["Ns"], p["gap_samples"]))
-    return (p["wigner_samples"] * p["wig_n"] ** 3 + 2 * p["blk_samples"] * mat(p["blk_N"], p["blk_d"])
-            + 6 * p["t_samples"] * mat(p["t_N"], p["t_N"] // 4) + gap)  # fmt: skip
+    return (
+        p["wigner_samples"] * p["wig_n"] ** 3
+        + 2 * p["blk_samples"] * mat(p["blk_N"], p["blk_d"])
+        + 6 * p["t_samples"] * mat(p["t_N"], p["t_N"] // 4)
+        + gap
+    )
 
 
 factor = work(PROFILES["paper"]) / work(PROFILES["default"])
@@ -727,11 +1007,20 @@ glue("ch05_profile", Markdown(f"`{cfg.profile}`"), display=False)
 glue("ch05_device", Markdown(hl.device_name(device)), display=False)
 glue("ch05_elapsed_s", time.perf_counter() - t_start, display=False)
 glue("ch05_cpu_s", time.process_time() - cpu_start, display=False)
-glue("ch05_clock_label", Markdown(f"this machine, {torch.get_num_threads()} thread(s), load "
-                                  f"{load_start:.1f} at the start"), display=False)  # fmt: skip
+glue(
+    "ch05_clock_label",
+    Markdown(
+        f"this machine, {torch.get_num_threads()} thread(s), load "
+        f"{load_start:.1f} at the start"
+    ),
+    display=False,
+)
 glue("ch05_paper_factor", factor, display=False)
 glue(
     "ch05_paper_cpu_h",
-    (time.process_time() - cpu_start) * work(PROFILES["paper"]) / work(vars(cfg)) / 3600,
+    (time.process_time() - cpu_start)
+    * work(PROFILES["paper"])
+    / work(vars(cfg))
+    / 3600,
     display=False,
 )
