@@ -5,9 +5,33 @@ every resource it requests answers HTTP 200, nothing is requested from any other
 ``<img>`` decodes, MathJax has typeset every formula (no raw ``$$`` / ``\\(`` left, no MathJax
 error), the console shows no JavaScript error, the sidebar lists every page of ``_toc.yml``,
 solution dropdowns open, and chapters offer ``.ipynb`` and ``.py`` downloads. A screenshot of
-each page is saved under ``_build/screenshots/``. The negative tests break a copy of the site
-(MathJax from a CDN, a missing image, a script error, a chapter missing from the sidebar) and
-check that the same audit reports it, so these checks can fail.
+each page is saved under ``_build/screenshots/``.
+
+The reader's layout (issue 17), checked on every page by ``test_page_layout_in_the_browser``:
+
+- at 1280x900, with every dropdown and folded cell opened, no code block (a code cell's input,
+  any ``.highlight pre``) and no output (``div.cell_output pre``, an output's table) is wider
+  than its box: a block is *wider than its box* when ``scrollWidth > clientWidth + 1`` (the
+  reader would scroll it sideways, or it is cut), or when it sticks out of the text column
+  (a table wider than its cell's output box, anything past ``article.bd-article``'s content
+  box). ``CODE_COLUMN`` is how many characters of the code font such a box holds;
+- no display equation (``mjx-container[display="true"]``) runs past the text column or is cut
+  by a box that hides overflow: a wide one may scroll inside its own box (the theme's CSS and
+  ``book/_static/hesslib.css`` make it so);
+- no rendered code cell calls ``glue(`` (bookkeeping goes in ``remove-cell`` cells; a folded
+  ``hide-input`` cell still puts a "Show code cell source" toggle on the page);
+- every exercise's checking output sits in a fold: a cell tagged ``solution`` (class
+  ``tag_solution``) and any code cell of a section headed "Exercise(s)" has each non-empty
+  ``div.cell_output`` inside a ``<details>`` element (a ``{dropdown}``, or the fold MyST-NB
+  makes for the tags ``hide-cell`` / ``hide-output``), or no output (``remove-output``);
+- at 390x844 the page as a whole does not scroll sideways
+  (``document.documentElement.scrollWidth <= innerWidth + 1``); a code box or table may
+  scroll inside itself.
+
+The negative tests break a copy of the site (MathJax from a CDN, a missing image, a script
+error, a chapter missing from the sidebar, an over-long code line, a visible ``glue(`` cell, a
+solution's output outside its dropdown, an equation let run past the column) and check that the
+same audit reports it, so these checks can fail.
 
 The site is the one the book-build test has just built (``tests/test_book_build.py`` runs
 first); if ``_build/html`` is missing or older than its sources, the ``quick`` book is built
@@ -35,7 +59,7 @@ import pytest
 BOOK_EXT = Path(__file__).resolve().parents[1] / "book" / "_ext"  # the book build's modules
 if str(BOOK_EXT) not in sys.path:
     sys.path.insert(0, str(BOOK_EXT))
-from bookbuild import toc_files  # noqa: E402
+from bookchapters import toc_files  # noqa: E402
 from booksite import chapter_number, site_weight  # noqa: E402
 
 ROOT = Path(os.environ.get("HESSLIB_BOOK_ROOT", Path(__file__).resolve().parents[1])).resolve()
@@ -59,6 +83,7 @@ SOURCES = (
     "_config.yml",
     "book/*.md",
     "book/references.bib",
+    "book/_static/*",
     "notebooks/[0-9][0-9]_*.py",
     "hesslib/**/*.py",
     "book/_ext/*.py",
@@ -68,6 +93,12 @@ GENERATED = ("index", "genindex", "search")
 RAW_TEX = ("$$", "\\(", "\\[", "\\begin{")
 MATHJAX_WAIT_MS = 8000
 VIEWPORT = {"width": 1280, "height": 860}
+LAPTOP = {"width": 1280, "height": 900}  # the layout checks (issue 17)
+PHONE = {"width": 390, "height": 844}
+# Characters of the code font that a code cell's box holds at LAPTOP (DejaVu Sans Mono 14 px
+# in Debian's Chromium: 8.43 px a character, a 684 px box less 2 x 16 px padding): the width
+# the notebooks' code is formatted to. test_code_column_width measures it.
+CODE_COLUMN = 77
 SHOT_MAX = int(os.environ.get("HESSLIB_SHOT_MAX", 5000))  # screenshot height cap (px)
 MAX_PAGE_BYTES = 6 * 2**20  # everything one page loads
 MAX_SITE_BYTES = 40 * 2**20
@@ -215,6 +246,156 @@ _DROPDOWNS = """async () => {
 _DOWNLOADS = """() => [...document.querySelectorAll('a[class*="btn-download"]')]
   .map((a) => ({text: a.innerText.trim(), href: a.href}))"""
 
+# What a reader should not see, from the page as it loads (nothing opened yet): code cells that
+# call glue( and exercise answers printed outside a fold.
+_BOOKKEEPING = r"""() => {
+  const firstLine = (el, re) => {
+    const lines = el.textContent.split("\n").map((l) => l.trim()).filter(Boolean);
+    return ((re && lines.find((l) => re.test(l))) || lines[0] || "").slice(0, 100);
+  };
+  const GLUE = /(^|[^\w])glue\(/;
+  const glue = [];
+  for (const cell of document.querySelectorAll("div.cell")) {
+    const src = cell.querySelector("div.cell_input pre");
+    if (!src || !GLUE.test(src.textContent)) continue;
+    const folded = !!src.closest("details");
+    glue.push((folded ? "(folded) " : "") + firstLine(src, GLUE));
+  }
+  const title = (sec) => {
+    const h = [...sec.children].find((c) => /^H[1-6]$/.test(c.tagName));
+    return h ? h.textContent.replace(/#$/, "").trim() : "";
+  };
+  const exercise = (sec) => /\bexercises?\b/i.test(title(sec));
+  const answers = [];
+  let solutions = 0, checked = 0;
+  for (const cell of document.querySelectorAll("div.cell")) {
+    const tagged = cell.classList.contains("tag_solution");
+    const sec = cell.closest("section");
+    if (!tagged && !(sec && exercise(sec))) continue;
+    checked += 1;
+    solutions += tagged;
+    for (const out of cell.querySelectorAll("div.cell_output")) {
+      const empty = !out.textContent.trim() && !out.querySelector("img, svg, table");
+      if (empty || out.closest("details")) continue;
+      const why = tagged ? "tag solution" : `section "${title(sec)}"`;
+      answers.push(`${why}: ${firstLine(out)}`);
+    }
+  }
+  return {cells: document.querySelectorAll("div.cell").length, glue, answers, solutions, checked};
+}"""
+
+# With every <details> open, at LAPTOP: code blocks, outputs and display equations that are
+# wider than their box or run past the text column.
+_WIDTHS = r"""async () => {
+  for (const d of document.querySelectorAll("details")) d.open = true;
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const article = document.querySelector("article.bd-article") || document.body;
+  const ac = getComputedStyle(article), ar = article.getBoundingClientRect();
+  const left = ar.left + parseFloat(ac.paddingLeft), right = ar.right - parseFloat(ac.paddingRight);
+  const shown = (el) => el.getClientRects().length > 0 && el.clientWidth > 0;
+  const past = (r) => r.left < left - 1 || r.right > right + 1;
+  const charWidth = (pre) => {
+    const probe = document.createElement("span");
+    probe.textContent = "0".repeat(100);
+    pre.appendChild(probe);
+    const w = probe.getBoundingClientRect().width / 100;
+    probe.remove();
+    return w;
+  };
+  const longest = (el) =>
+    el.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+  const block = (el, box) => {
+    const r = el.getBoundingClientRect();
+    const wide = el.scrollWidth > el.clientWidth + 1 || (box && r.width > box.clientWidth + 1);
+    return wide || past(r);
+  };
+  const describe = (pre) => {
+    const cs = getComputedStyle(pre);
+    const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const line = longest(pre);
+    return {fits: Math.floor(inner / charWidth(pre) + 0.01), chars: line.length,
+            line: line.trim().slice(0, 70)};
+  };
+  const code = {total: 0, wide: []}, outputs = {total: 0, wide: []};
+  const eqs = {total: 0, wide: [], scrolling: 0};
+  const inputs = [...document.querySelectorAll("div.cell_input pre, .highlight pre")]
+    .filter((pre) => !pre.closest("div.cell_output"));
+  for (const pre of new Set(inputs)) {
+    if (!shown(pre)) continue;
+    code.total += 1;
+    if (block(pre)) code.wide.push(describe(pre));
+  }
+  for (const el of document.querySelectorAll("div.cell_output pre, div.cell_output table")) {
+    if (!shown(el)) continue;
+    outputs.total += 1;
+    if (el.tagName === "PRE") {
+      if (block(el)) outputs.wide.push(describe(el));
+    } else if (block(el, el.closest("div.cell_output"))) {
+      const w = Math.round(el.getBoundingClientRect().width);
+      outputs.wide.push({table: w, box: el.closest("div.cell_output").clientWidth,
+                         line: el.textContent.trim().slice(0, 70)});
+    }
+  }
+  const tex = (c) => {
+    try {
+      const item = MathJax.startup.document.getMathItemsWithin(c)[0];
+      return item.math.trim().replace(/\s+/g, " ").slice(0, 70);
+    } catch (e) { return c.textContent.slice(0, 70); }
+  };
+  // An equation fails when its typeset content (mjx-math) extends past the text column and
+  // the nearest box that does not let it overflow (itself first) is not a box inside the
+  // column that scrolls: it is then cut (overflow hidden) or runs past the column.
+  for (const c of document.querySelectorAll('mjx-container[display="true"]')) {
+    if (!shown(c)) continue;
+    eqs.total += 1;
+    const r = (c.querySelector("mjx-math") || c).getBoundingClientRect();
+    const exceeds = (box) => r.left < box.left - 1 || r.right > box.right + 1;
+    let why = past(r) ? "runs past the text column" : null;
+    for (let a = c; a && a !== article; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === "visible") continue;
+      const box = a.getBoundingClientRect();
+      if (o !== "auto" && o !== "scroll") why = exceeds(box) ? "is cut" : why;
+      else if (!past(box)) {
+        eqs.scrolling += exceeds(box);
+        why = null;
+      }
+      break;
+    }
+    if (why) eqs.wide.push({why, width: Math.round(r.width), column: Math.round(right - left),
+                            tex: tex(c)});
+  }
+  return {code, outputs, eqs, column: Math.round(right - left)};
+}"""
+
+# At PHONE: does the page as a whole scroll sideways, and what sticks out.
+_PAGE_SCROLL = r"""async () => {
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const width = window.innerWidth, scroll = document.documentElement.scrollWidth;
+  const culprits = [];  // the outermost elements past the right edge, for the message
+  if (scroll > width + 1) {
+    const contained = (el) => {  // inside a box that scrolls or clips, or a fixed one
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        const cs = getComputedStyle(a);
+        if (cs.overflowX !== "visible" || cs.position === "fixed") return true;
+      }
+      return false;
+    };
+    const sticksOut = (el) => el.getBoundingClientRect().right > width + 1
+      && getComputedStyle(el).position !== "fixed" && !contained(el);
+    for (const el of document.body.querySelectorAll("*")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || !sticksOut(el)) continue;
+      if (el.parentElement !== document.body && sticksOut(el.parentElement)) continue;
+      const cls = [...el.classList].slice(0, 3).join(".");
+      const name = el.tagName.toLowerCase() + (cls ? "." + cls : "");
+      culprits.push(`${name} to ${Math.round(r.right)}px`);
+      if (culprits.length >= 4) break;
+    }
+  }
+  return {width, scroll, culprits};
+}"""
+
 
 @dataclass
 class Audit:
@@ -232,6 +413,9 @@ class Audit:
     dropdowns: int = 0
     downloads: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    # the reader's layout (issue 17): its failed checks, and "failed of checked" per kind
+    layout: list[str] = field(default_factory=list)
+    counts: dict[str, str] = field(default_factory=dict)
 
 
 def audit_page(
@@ -273,6 +457,7 @@ def audit_page(
             page.wait_for_url(f"{base}{toc[0]}.html")
             page.wait_for_load_state("load")
         mathjax = page.evaluate(_WAIT_MATHJAX, mathjax_wait_ms)
+        bookkeeping = page.evaluate(_BOOKKEEPING)
         images = page.evaluate(_IMAGES)
         math = page.evaluate(_MATH, list(RAW_TEX))
         sidebar = set(page.evaluate(_SIDEBAR))
@@ -286,6 +471,10 @@ def audit_page(
             page.evaluate("document.querySelector('figure')?.scrollIntoView({block: 'center'})")
             page.screenshot(path=str(view_shot))
         dropdowns = page.evaluate(_DROPDOWNS)
+        page.set_viewport_size(LAPTOP)
+        widths = page.evaluate(_WIDTHS)
+        page.set_viewport_size(PHONE)
+        phone = page.evaluate(_PAGE_SCROLL)
         page.wait_for_load_state("networkidle")
     finally:
         context.close()
@@ -314,7 +503,48 @@ def audit_page(
     p += [f"dropdown does not open: {d['title']}" for d in dropdowns if not d["open"]]
     p += [f"empty dropdown: {d['title']}" for d in dropdowns if d["open"] and d["height"] <= 0]
     result.downloads = {d["text"]: d["href"] for d in downloads}
+    layout_checks(result, bookkeeping, widths, phone)
     return result
+
+
+def layout_checks(result: Audit, bookkeeping: dict, widths: dict, phone: dict) -> None:
+    """The reader's layout (issue 17) into ``result.layout`` and ``result.counts``."""
+    lay, w = result.layout, widths
+    for c in w["code"]["wide"]:
+        lay.append(
+            f"code block wider than its box ({c['chars']} characters, the box holds "
+            f"{c['fits']}): {c['line']}"
+        )
+    for o in w["outputs"]["wide"]:
+        if "table" in o:
+            lay.append(f"output table wider than its box ({o['table']} > {o['box']} px)")
+        else:
+            lay.append(
+                f"output wider than its box ({o['chars']} characters, the box holds "
+                f"{o['fits']}): {o['line']}"
+            )
+    for e in w["eqs"]["wide"]:
+        lay.append(
+            f"display equation {e['why']} ({e['width']} px, the column {e['column']}): {e['tex']}"
+        )
+    lay += [f"code cell calls glue(: {g}" for g in bookkeeping["glue"]]
+    lay += [f"solution output outside a dropdown ({a})" for a in bookkeeping["answers"]]
+    if phone["scroll"] > phone["width"] + 1:
+        lay.append(
+            f"page scrolls sideways at {phone['width']} px (scrollWidth {phone['scroll']}): "
+            + ", ".join(phone["culprits"])
+        )
+    result.counts = {
+        "code wider than box": f"{len(w['code']['wide'])} of {w['code']['total']}",
+        "outputs wider than box": f"{len(w['outputs']['wide'])} of {w['outputs']['total']}",
+        "equations past column": f"{len(w['eqs']['wide'])} of {w['eqs']['total']}",
+        "equations scrolling in their box": str(w["eqs"]["scrolling"]),
+        "glue cells": f"{len(bookkeeping['glue'])} of {bookkeeping['cells']}",
+        "answers outside a fold": f"{len(bookkeeping['answers'])} of {bookkeeping['checked']}",
+        "cells tagged solution": str(bookkeeping["solutions"]),
+        "phone scrollWidth": f"{phone['scroll']} of {phone['width']}",
+        "text column px": str(w["column"]),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -379,8 +609,57 @@ def test_every_other_page_in_the_browser(site, base_url, browser, audits):
         check(result, doc)
 
 
+# The notebooks are reformatted to these checks after they land (issue 17): until then a chapter
+# page fails them. Other pages must pass now.
+NOT_YET = pytest.mark.xfail(strict=False, reason="notebooks not yet reformatted (issue 17)")
+LAYOUT_PAGES = [
+    pytest.param(doc, marks=NOT_YET) if chapter_number(doc) is not None else doc
+    for doc in [*PAGES, "py-modindex"]
+]
+
+
+@pytest.mark.parametrize("doc", LAYOUT_PAGES)
+def test_page_layout_in_the_browser(doc, site, base_url, browser, audits):
+    """Issue 17: nothing wider than its box, no glue( on the page, answers folded, no page
+    that scrolls sideways on a phone (see the module's docstring)."""
+    if not (site / f"{doc}.html").is_file():
+        pytest.skip(f"{doc}.html is not part of this site")
+    result = audits.get(doc) or audit_page(browser, base_url, doc, toc_docs())
+    audits.setdefault(doc, result)
+    assert not result.layout, "\n".join([result.url, str(result.counts), *result.layout])
+
+
+_CODE_COLUMN = """() => {
+  const pre = document.querySelector("div.cell_input pre");
+  const cs = getComputedStyle(pre);
+  const probe = document.createElement("span");
+  probe.textContent = "0".repeat(100);
+  pre.appendChild(probe);
+  const char = probe.getBoundingClientRect().width / 100;
+  probe.remove();
+  const inner = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  return Math.floor(inner / char + 0.01);
+}"""
+
+
+def test_code_column_width(site, base_url, browser):
+    """A code cell's box at 1280x900 holds CODE_COLUMN characters of the code font (the width
+    the notebooks are formatted to; if the theme or the CSS changes it, change both)."""
+    doc = next(d for d in toc_docs() if chapter_number(d) is not None)
+    context = browser.new_context(viewport=LAPTOP)
+    context.route(lambda u: not u.startswith(base_url), lambda route: route.abort())
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}{doc}.html", wait_until="load")
+        fits = page.evaluate(_CODE_COLUMN)
+    finally:
+        context.close()
+    assert fits == CODE_COLUMN, f"a code cell's box holds {fits} characters"
+
+
 def test_summary_of_the_audit(audits):
-    """Print one line per page (run with -s to see it); saved as _build/screenshots/audit.json."""
+    """Print one line per page (run with -s to see it); saved as _build/screenshots/audit.json,
+    and the layout problems of each page as _build/screenshots/layout.json."""
     if not set(PAGES) <= set(audits):
         pytest.skip("run with the per-page tests")
     rows = {
@@ -392,11 +671,14 @@ def test_summary_of_the_audit(audits):
             "formulas": a.math,
             "mjx": a.containers,
             "dropdowns": a.dropdowns,
+            **a.counts,
         }
         for doc, a in audits.items()
     }
     SHOTS.mkdir(parents=True, exist_ok=True)
     (SHOTS / "audit.json").write_text(json.dumps(rows, indent=1) + "\n")
+    layout = {doc: a.layout for doc, a in audits.items()}  # what each page fails of issue 17
+    (SHOTS / "layout.json").write_text(json.dumps(layout, indent=1) + "\n")
     for doc, row in rows.items():
         print(doc, row)
     assert sum(a.containers for a in audits.values()) > 0
@@ -493,6 +775,10 @@ def _break(kind: str, copy: Path) -> str:
     elif kind == "sidebar-missing-chapter":
         link = re.escape(f'href="../{chapter}.html"')
         new = re.sub(rf'<li class="toctree-l1[^"]*"><a [^>]*{link}.*?</li>', "", html, flags=re.S)
+    elif kind in CELLS:  # a code cell as MyST-NB renders it, after the article's title
+        head, article, body = html.partition('<article class="bd-article">')
+        body = re.sub(r"(</h1>)", lambda m: m.group(1) + CELLS[kind], body, count=1)
+        new = head + article + body
     else:
         raise ValueError(kind)
     assert new != html, f"{kind}: nothing replaced"
@@ -500,6 +786,52 @@ def _break(kind: str, copy: Path) -> str:
     return doc
 
 
+def _cell(code: str, output: str = "", tags: str = "", fold: str = "") -> str:
+    """A code cell as MyST-NB renders it; ``fold="hide-cell"`` folds it as that tag does."""
+    source = (
+        '<div class="cell_input docutils container"><div class="highlight-ipython3 notranslate">'
+        f'<div class="highlight"><pre><span></span>{code}\n</pre></div></div></div>'
+    )
+    out = (
+        '<div class="cell_output docutils container"><div class="output stream '
+        'highlight-myst-ansi notranslate"><div class="highlight"><pre><span></span>'
+        f"{output}\n</pre></div></div></div>"
+        if output
+        else ""
+    )
+    body = source + out
+    if fold == "hide-cell":
+        body = (
+            '<details class="admonition hide above-input"><summary aria-label="Toggle hidden '
+            'content"><p class="collapsed admonition-title">Show code cell content</p>'
+            '<p class="expanded admonition-title">Hide code cell content</p></summary>'
+            f"{body}</details>"
+        )
+    tag_classes = "".join(f"tag_{t} " for t in tags.split())
+    return f'<div class="cell {tag_classes}docutils container">{body}</div>'
+
+
+PROBE = "probe_issue17"
+WIDE_EQUATION = (
+    '<div class="math notranslate nohighlight">\\[\\mathrm{probe} = '
+    + " + ".join(f"\\frac{{a_{{{i}}}}}{{b_{{{i}}}}}" for i in range(40))
+    + "\\]</div>"
+)
+LONG_LINE = f'{PROBE} = "{"x" * 120}"'  # 138 characters
+CELLS = {
+    "long-code-line": _cell(LONG_LINE),
+    "glue-cell": _cell(f'glue("{PROBE}", 941, display=False)'),
+    "answer-outside-dropdown": '<section id="exercises-probe"><h2>Exercises</h2>'
+    + _cell(f'print("B =", 941)  # {PROBE}', f"B = 941 {PROBE}", tags="solution hide-input")
+    + _cell(
+        'print("C =", 7)  # folded', "C = 7 folded", tags="solution hide-cell", fold="hide-cell"
+    )
+    + "</section>",
+    # a display equation wider than the column, and one that the theme lets run past it
+    "wide-equation": WIDE_EQUATION,
+    "equation-past-column": "<style>div.math, div.math mjx-container "
+    "{overflow: visible !important}</style>" + WIDE_EQUATION,
+}
 IMG_SRC = re.compile(r'<img[^>]*src="\.\./(_images/[^"]+)"')
 CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"
 BROKEN = {
@@ -507,20 +839,55 @@ BROKEN = {
     "missing-image": ("HTTP 404", "image not decoded"),
     "script-error": ("uncaught: undefinedFunction is not defined",),
     "sidebar-missing-chapter": ("sidebar lacks notebooks/",),
+    "long-code-line": (
+        f"code block wider than its box ({len(LONG_LINE)} characters, the box holds "
+        f"{CODE_COLUMN}): {PROBE}",
+    ),
+    "glue-cell": (f'code cell calls glue(: glue("{PROBE}"',),
+    "equation-past-column": (
+        "display equation runs past the text column (",
+        r"): \mathrm{probe} = \frac{a_{0}}{b_{0}}",
+        "page scrolls sideways at 390 px",
+    ),
+    "answer-outside-dropdown": (
+        f"solution output outside a dropdown (tag solution: B = 941 {PROBE})",
+    ),
 }
+# ... what the same audit must not report on that page: a solution folded with hide-cell
+ACCEPTED = {"answer-outside-dropdown": ("C = 7 folded",)}
+# ... and how many layout problems the page then has (the injected one only, by default)
+LAYOUT_LINES = {"equation-past-column": 2}  # the equation, and the page at 390 px
 
 
-@pytest.mark.parametrize("kind", list(BROKEN))
-def test_audit_fails_on_a_broken_copy(kind, site, browser, tmp_path):
+def _audit_broken(kind: str, site: Path, browser, tmp_path: Path) -> Audit:
     copy = tmp_path / "html"
     shutil.copytree(site, copy, ignore=shutil.ignore_patterns("_sources"))
     doc = _break(kind, copy)
     httpd, url = serve(copy)
     try:
-        result = audit_page(browser, url, doc, toc_docs(), mathjax_wait_ms=2000)
+        return audit_page(browser, url, doc, toc_docs(), mathjax_wait_ms=2000)
     finally:
         httpd.shutdown()
         httpd.server_close()
-    report = "\n".join(result.problems)
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_audit_fails_on_a_broken_copy(kind, site, browser, tmp_path):
+    result = _audit_broken(kind, site, browser, tmp_path)
+    report = "\n".join(result.problems + result.layout)
     for expected in BROKEN[kind]:
         assert expected in report, f"{kind}: {expected!r} not in\n{report}"
+    for accepted in ACCEPTED.get(kind, ()):
+        assert accepted not in report, f"{kind}: {accepted!r} reported\n{report}"
+    if kind in CELLS:  # the audit fails on what it was given, and on nothing else
+        assert len(result.layout) == LAYOUT_LINES.get(kind, 1), report
+        assert not result.problems, report
+
+
+def test_a_wide_equation_scrolls_inside_its_own_box(site, browser, tmp_path):
+    """The book's CSS (and the theme's) keep a display equation wider than the column in its
+    own scrolling box: the audit accepts it (and "equation-past-column" shows it would not
+    accept one that runs past the column)."""
+    result = _audit_broken("wide-equation", site, browser, tmp_path)
+    assert not result.problems and not result.layout, result.problems + result.layout
+    assert result.counts["equations scrolling in their box"] == "1", result.counts
