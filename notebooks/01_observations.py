@@ -92,7 +92,9 @@ PROFILES["paper"] |= {
     "pt_d": 10,
     "pt_seeds": 20,
 }
-cfg = hl.resolve_profile(profile, PROFILES, N=N, d=d, C=C, m=m, fig1_N=fig1_N)
+cfg = hl.resolve_profile(
+    profile, PROFILES, N=N, d=d, C=C, m=m, fig1_N=fig1_N
+)
 device = hl.default_device()
 print("device:", hl.device_name(device))
 
@@ -125,10 +127,13 @@ f, theta = hl.flat_loss(net, data.X, data.y, "ce")
 cols = torch.arange(
     0, layout.num_params, max(1, layout.num_params // 16), device=device
 )
-E = torch.zeros(layout.num_params, len(cols), dtype=theta.dtype, device=device)
+E = torch.zeros(
+    layout.num_params, len(cols), dtype=theta.dtype, device=device
+)
 E[cols, torch.arange(len(cols))] = 1.0
 err = float(
-    (hl.hvp(f, theta, E) - H["ce"][:, cols]).abs().max() / H["ce"].abs().max()
+    (hl.hvp(f, theta, E) - H["ce"][:, cols]).abs().max()
+    / H["ce"].abs().max()
 )
 print(f"max relative difference on {len(cols)} columns: {err:.1e}")
 assert err < 1e-10
@@ -189,9 +194,15 @@ for (loss, g), s in stats.items():
 # %% tags=["remove-cell"]
 for (loss, g), s in stats.items():
     glue(
-        f"ch01_ratio_{loss}_{g.lower()}{g.lower()}", s.rms_ratio, display=False
+        f"ch01_ratio_{loss}_{g.lower()}{g.lower()}",
+        s.rms_ratio,
+        display=False,
     )
-    glue(f"ch01_mass_{loss}_{g.lower()}{g.lower()}", s.diag_mass, display=False)
+    glue(
+        f"ch01_mass_{loss}_{g.lower()}{g.lower()}",
+        s.diag_mass,
+        display=False,
+    )
 
 # %% [markdown]
 # In this run, the class blocks of $H_{vv}$ under CE have an off/diagonal ratio of
@@ -213,7 +224,10 @@ hl.plot.block_norm_map(
     norms[w0:w1, w0:w1], ax=axes[0], title="neuron blocks (CE)"
 )
 hl.plot.block_norm_map(
-    norms[v0:v1, v0:v1], ax=axes[1], log=True, title="class blocks (CE, log10)"
+    norms[v0:v1, v0:v1],
+    ax=axes[1],
+    log=True,
+    title="class blocks (CE, log10)",
 )
 plt.tight_layout()
 plt.show()
@@ -224,7 +238,9 @@ assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
 # %% tags=["remove-cell"]
 glue("ch01_P", layout.num_params, display=False)
 glue("ch01_num_blocks", layout.num_blocks, display=False)
-glue("ch01_mass_all_ce", hl.diag_mass_fraction(H["ce"], layout), display=False)
+glue(
+    "ch01_mass_all_ce", hl.diag_mass_fraction(H["ce"], layout), display=False
+)
 
 # %% [markdown]
 # Across all {glue:text}`ch01_num_blocks` blocks of the {glue:text}`ch01_P`-parameter CE
@@ -353,9 +369,8 @@ for loss, s in fig1.items():
     sw, sv = s.stats("W"), s.stats("V")
     print(
         f"{loss}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass "
-        f"{sw.diag_mass:.3f}), "
-        f"H_vv ratio {sv.rms_ratio:.2e}, whole H diagonal mass "
-        f"{s.diag_mass():.3f}"
+        f"{sw.diag_mass:.3f}), H_vv ratio {sv.rms_ratio:.2e}, whole H "
+        f"diagonal mass {s.diag_mass():.3f}"
     )
     Nw = s.group_norms("W")
     assert bool(
@@ -426,33 +441,25 @@ white = ch.input_correlation(
 if cifar.is_standin:
     text = (
         "**This build used the Gaussian stand-in, not real images.** Its "
-        "inputs are white "
-        "noise (mean absolute correlation between two input coordinates "
-        f"{corr:.3f}, the "
-        f"sampling noise of N = {cfg.fig1_N} samples) and its labels are "
-        "independent of them: "
-        "exactly the assumptions of the theory. The figure therefore shows the "
-        "block structure "
-        "at the shape of CIFAR-100 (N much smaller than d, C = 100 classes), "
-        "not that real "
-        "images, whose pixels are strongly correlated and not centred, keep "
-        "it; with the "
-        "archive (see the note above) this section shows the real images."
+        "inputs are white noise (mean absolute correlation between two "
+        f"input coordinates {corr:.3f}, the sampling noise of N = "
+        f"{cfg.fig1_N} samples) and its labels are independent of them: "
+        "exactly the assumptions of the theory. The figure therefore shows "
+        "the block structure at the shape of CIFAR-100 (N much smaller "
+        "than d, C = 100 classes), not that real images, whose pixels are "
+        "strongly correlated and not centred, keep it; with the archive "
+        "(see the note above) this section shows the real images."
     )
 else:
     text = (
-        "Real images differ from Gaussian noise in one visible way: pixels are "
-        "strongly "
-        "correlated (mean absolute correlation between two input coordinates "
-        f"{corr:.3f} "
-        f"here, against {white:.3f} for Gaussian noise of the same size) and "
-        "not centred, so "
-        "the input second-moment matrix is far from a multiple of the "
-        "identity, and the neuron "
-        "blocks show the texture of the image covariance instead of a clean "
-        "diagonal. The "
-        "block structure survives it: it does not need the Gaussian data of "
-        "the theory."
+        "Real images differ from Gaussian noise in one visible way: pixels "
+        "are strongly correlated (mean absolute correlation between two "
+        f"input coordinates {corr:.3f} here, against {white:.3f} for "
+        "Gaussian noise of the same size) and not centred, so the input "
+        "second-moment matrix is far from a multiple of the identity, and "
+        "the neuron blocks show the texture of the image covariance "
+        "instead of a clean diagonal. The block structure survives it: it "
+        "does not need the Gaussian data of the theory."
     )
 glue("ch01_fig1_data_md", Markdown(text), display=False)
 glue("ch01_fig1_corr", corr, display=False)
@@ -491,7 +498,9 @@ _ = gc.collect()
 # %%
 pt_H, pt_stats = {}, {}
 for C_ in (2, 10, 100):
-    data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device)
+    data_c = hl.gaussian_data(
+        cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device
+    )
     lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
     pt_H[C_] = (
         hl.closed_form_hessian(lin, data_c.X, data_c.y, loss="ce"),
@@ -545,7 +554,9 @@ plt.show()
 
 # %%
 for C_, (H_c, lay_c) in pt_H.items():
-    data_c = hl.gaussian_data(cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device)
+    data_c = hl.gaussian_data(
+        cfg.pt_N, cfg.pt_d, C_, seed=seed, device=device
+    )
     lin = hl.linear_net(cfg.pt_d, C_, seed=seed + 1, device=device)
     gram = ch.ce_class_block_mass(data_c.X, lin(data_c.X).detach())
     assert abs(gram.diag_mass - pt_stats[C_].diag_mass) < 1e-10
@@ -616,7 +627,7 @@ plt.show()
 # computes it for the CE hidden layer.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 r = stats[("ce", "W")].rms_ratio
 B_half = 1 + 1 / r**2
 print(f"B = 1 + 1/r^2 = {B_half:.1f} neuron blocks")
@@ -632,7 +643,7 @@ assert abs(1 / (1 + (B_half - 1) * r**2) - 0.5) < 1e-12
 # $c$, independent of $c$; the cell below checks that all class blocks coincide.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 Hvv = H_mse_vv  # H["mse"][V, V], kept when the full Hessians were freed
 diag_blocks = torch.stack(
     [
@@ -657,7 +668,7 @@ assert spread == 0.0
 # hence the loss, unchanged. The cell checks both facts on a fresh $C = 2$ problem.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 data_2 = hl.gaussian_data(50, 6, 2, seed=seed + 7, device=device)
 lin_2 = hl.linear_net(6, 2, seed=seed + 8, device=device)
 H_2 = hl.closed_form_hessian(lin_2, data_2.X, data_2.y, loss="ce")
@@ -682,13 +693,14 @@ assert float((H_2 @ torch.cat([u, u])).norm()) < 1e-12
 # uniform probabilities; the cell checks the formula with zero logits.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 X_u = hl.gaussian_data(60, 5, 2, seed=seed + 9, device=device).X
 for C_ in (2, 7, 50):
     mass_u = ch.ce_class_block_mass(
         X_u, torch.zeros(60, C_, dtype=X_u.dtype, device=device)
     ).diag_mass
     print(
-        f"C = {C_}: diagonal mass {mass_u:.12f}, (C-1)/C = {(C_ - 1) / C_:.12f}"
+        f"C = {C_}: diagonal mass {mass_u:.12f}, (C-1)/C = "
+        f"{(C_ - 1) / C_:.12f}"
     )
     assert abs(mass_u - (C_ - 1) / C_) < 1e-12

@@ -89,7 +89,9 @@ torch.set_default_dtype(torch.float64)
 ex1 = hl.symbolic.talk_example("1")
 chk1 = hl.symbolic.verify_example(ex1, seed=seed)
 display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex1, chk1.H)))
-print(f"largest difference to autograd at a random point: {chk1.max_err:.1e}")
+print(
+    f"largest difference to autograd at a random point: {chk1.max_err:.1e}"
+)
 assert chk1.max_err < 1e-12 and chk1.pattern_ok
 
 # %% [markdown]
@@ -229,7 +231,9 @@ assert err3 < 1e-12
 #   to the right in every class block — the *block-circulant* part of the pattern.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 3. Left: the computation graph. Middle: the link graph. Right: $|\\nabla^2\\ell|$ at a random point. The off-diagonal neuron blocks ($w_{1,\\cdot}$ against $w_{2,\\cdot}$) are non-zero on their diagonal: indirect links, made of cross terms.", "name": "fig-02-mimo"}}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), width_ratios=[1.1, 1.1, 1.1])
+fig, axes = plt.subplots(
+    1, 3, figsize=(12, 3.6), width_ratios=[1.1, 1.1, 1.1]
+)
 hl.plot.network(ex3, ax=axes[0])
 hl.plot.links(ex3, ax=axes[1])
 hl.plot.pattern(ex3, chk3.H_exact, ax=axes[2])
@@ -249,7 +253,9 @@ plt.show()
 exL = hl.symbolic.linear_example(4, 3, 6, name="d=4, m=3, C=6")
 WL, VL = (
     torch.tensor(a)
-    for a in exL.matrices(hl.symbolic.random_point(exL, seed=seed, scale=0.7))
+    for a in exL.matrices(
+        hl.symbolic.random_point(exL, seed=seed, scale=0.7)
+    )
 )
 Y_far = torch.full((exL.C, exL.d), -3.0)
 H_far, H_fit = (
@@ -393,7 +399,7 @@ plt.show()
 # the identically zero entries.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 ex_new = hl.symbolic.linear_example(
     2, 3, 2, mask=[[1, 1, 0], [0, 1, 1]], name="exercise 1"
 )
@@ -407,13 +413,15 @@ entry = {
         ("v_{1,1}", "v_{2,3}"),
     ]
 }
+n_entries = ex_new.num_params**2
 print(
     entry,
-    f"\n{chk_new.num_zero} of {ex_new.num_params**2} entries are identically "
-    "zero",
+    f"\n{chk_new.num_zero} of {n_entries} entries are identically zero",
 )
 assert chk_new.pattern_ok and chk_new.max_err < 1e-12
-assert entry[("w_{1,1}", "w_{3,1}")] == 0 and entry[("v_{1,1}", "v_{2,3}")] == 0
+assert (
+    entry[("w_{1,1}", "w_{3,1}")] == 0 and entry[("v_{1,1}", "v_{2,3}")] == 0
+)
 
 # %% [markdown]
 # 2. *The residual lives on the direct links.* For the fully connected network of any size,
@@ -427,7 +435,7 @@ assert entry[("w_{1,1}", "w_{3,1}")] == 0 and entry[("v_{1,1}", "v_{2,3}")] == 0
 # elsewhere. The cell checks it on Example 3 with a random $Y$.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 Y3 = torch.randn(2, 2, generator=gen)
 diff = hl.two_layer_hessian(W3, V3, Y3) - hl.two_layer_hessian(W3, V3)
 expected = torch.zeros_like(diff)
@@ -436,7 +444,8 @@ for c, i, j in np.ndindex(2, 2, 2):
     expected[a, b] = expected[b, a] = -Y3[c, j]
 assert torch.allclose(diff, expected, atol=1e-12)
 print(
-    "difference = -Y on the direct links (w_ij, v_ci), zero elsewhere: checked"
+    "difference = -Y on the direct links (w_ij, v_ci), zero elsewhere: "
+    "checked"
 )
 
 # %% [markdown]
@@ -452,7 +461,7 @@ print(
 # ($\partial^2\ell/\partial u^2 = (vw)^2$) have no residual term. `sympy` confirms it.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 u, v, w = sp.symbols("u v w", real=True)
 H_chain = sp.hessian(sp.Rational(1, 2) * (u * v * w) ** 2, (u, v, w))
 display(Math(sp.latex(H_chain)))
@@ -474,13 +483,15 @@ assert sp.simplify(H_chain[0, 0] - (v * w) ** 2) == 0 and all(
 # list above. The cell compares autograd with this formula.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 theta = chk22.theta
 
 
 def ce_loss(t):
     w_, V_ = t[:2], t[2:].reshape(2, 2)  # h = w, logits = V h
-    return torch.nn.functional.cross_entropy((V_ @ w_)[None], torch.tensor([0]))
+    return torch.nn.functional.cross_entropy(
+        (V_ @ w_)[None], torch.tensor([0])
+    )
 
 
 H_ce = hl.hessian_reference(ce_loss, theta)

@@ -189,7 +189,9 @@ glue("ch03_fit_loss_init", float(fit.losses[0]), display=False)
 glue("ch03_fit_loss_final", float(fit.losses[-1]), display=False)
 half = cfg.steps // 2
 for tag, run in (("", rnd), ("fit_", fit)):
-    change = 1 - run.losses[-1] / run.losses[half]  # fall over the second half
+    change = (
+        1 - run.losses[-1] / run.losses[half]
+    )  # fall over the second half
     glue(f"ch03_{tag}plateau_change", float(change), display=False)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training loss of full-batch Adam (cosine schedule) from the same initial weights: random labels on all $N$ samples (blue) and on the first $N\\le d$ samples (orange), which the network can fit. Dots mark the checkpoints where the exact Hessian is computed; the dashed line is chance level $\\ln C$.", "name": "fig-03-loss"}}
@@ -204,7 +206,10 @@ for run, label in (
     ax.plot(tab["step"] + 1, tab["loss"], "o", ms=4, color=line.get_color())
 ax.axhline(math.log(cfg.C), ls="--", color="gray", lw=0.8)
 ax.set(
-    xscale="log", yscale="log", xlabel="step + 1", ylabel="training loss (CE)"
+    xscale="log",
+    yscale="log",
+    xlabel="step + 1",
+    ylabel="training loss (CE)",
 )
 ax.legend(fontsize=8)
 plt.tight_layout()
@@ -226,7 +231,9 @@ plt.show()
 # %%
 speed_steps = 20 if cfg.profile != "quick" else 10
 speed = ch.adam_speed(net, data.X, data.y, steps=speed_steps)
-fast, slow = (speed_steps / speed[k].median for k in ("train_adam", "textbook"))
+fast, slow = (
+    speed_steps / speed[k].median for k in ("train_adam", "textbook")
+)
 print(
     f"train_adam {fast:.0f} steps/s, textbook {slow:.0f} steps/s;",
     speed["train_adam"].label,
@@ -262,7 +269,9 @@ glue("ch03_paper_train_min", paper_steps / fast / 60, display=False)
 Pw = cfg.m * cfg.d  # where V starts
 shown = hl.train.checkpoint_steps(cfg.steps, SHOWN)
 fig, axes = plt.subplots(2, len(shown), figsize=(2.6 * len(shown), 6.0))
-for row, (run, name) in zip(axes, ((rnd, "random"), (fit, f"N = {cfg.fit_N}"))):
+for row, (run, name) in zip(
+    axes, ((rnd, "random"), (fit, f"N = {cfg.fit_N}"))
+):
     for ax, s in zip(row, [s for s in run.snapshots if s.step in shown]):
         title = f"{name}, {100 * s.step / cfg.steps:g} %\nloss {s.loss:.3g}"
         hl.plot.snapshot(s, ax=ax, boundary=Pw, title=title)
@@ -339,7 +348,9 @@ for name, s in (
         f"{name}: own-column share {s.hwv.own_column_fraction:.3f}; column "
         "norms / max:"
     )
-    print(np.array2string(M.numpy()[:8, :8], precision=2, suppress_small=True))
+    print(
+        np.array2string(M.numpy()[:8, :8], precision=2, suppress_small=True)
+    )
 assert rnd.snapshots[0].hwv.own_column_fraction > 0.9
 
 # %% [markdown]
@@ -402,7 +413,9 @@ styles = (
 for run, label, color in styles:
     tr = run.trace
     for ax, x in zip(axes, (tr["loss"], tr["grad_norm"])):
-        ax.plot(x, tr["residual"], "o-", ms=3.5, lw=1, color=color, label=label)
+        ax.plot(
+            x, tr["residual"], "o-", ms=3.5, lw=1, color=color, label=label
+        )
         ax.plot(x[0], tr["residual"][0], "k*", ms=9)  # initialisation
 late = (
     fit.trace["loss"] < 0.5
@@ -462,7 +475,11 @@ f0, f1 = fit.snapshots[0], fit.snapshots[-1]
 glue("ch03_fit_res_init", f0.hwv.residual, display=False)
 glue("ch03_fit_res_final", f1.hwv.residual, display=False)
 glue("ch03_fit_res_ratio", f1.hwv.residual / f0.hwv.residual, display=False)
-glue("ch03_res_drop", 1 - last.hwv.residual / first.hwv.residual, display=False)
+glue(
+    "ch03_res_drop",
+    1 - last.hwv.residual / first.hwv.residual,
+    display=False,
+)
 glue("ch03_py_final", math.exp(-last.loss), display=False)
 glue("ch03_grad_ratio", last.grad_norm / first.grad_norm, display=False)
 assert (
@@ -593,7 +610,8 @@ show = pd.DataFrame(
         f"{label}: {col}": [
             f"{sp[run].loc['mean', k]:.3g}"
             if col == "mean"
-            else f"[{sp[run].loc['min', k]:.3g}, {sp[run].loc['max', k]:.3g}]"
+            else f"[{sp[run].loc['min', k]:.3g}, "
+            f"{sp[run].loc['max', k]:.3g}]"
             for k in NAMES
         ]
         for run, label in (
@@ -750,7 +768,9 @@ glue("ch03_hwv_growth", last.hwv.total / first.hwv.total, display=False)
 
 # %%
 dd, T = cfg.deep_width, cfg.deep_steps
-deep_data = hl.gaussian_data(cfg.deep_N, dd, dd, seed=seed + 2, device=device)
+deep_data = hl.gaussian_data(
+    cfg.deep_N, dd, dd, seed=seed + 2, device=device
+)
 deep = hl.nets.deep_net(dd, dd, dd, depth=4, seed=seed + 3, device=device)
 deep_adam = dict(steps=T, lr=cfg.deep_lr, checkpoints=[0, T // 10, T])
 deep_run = hl.train_adam(
@@ -766,9 +786,8 @@ for c in tqdm(deep_run.checkpoints, desc="Hessians"):
     deep_snaps.append(s)
     print(
         f"step {s.step:>5}: loss {s.loss:.2e}, residual part "
-        f"{s.residual_share:.3f} of |H|_F, "
-        f"layer-diagonal mass {s.layer_diag_mass:.3f}, ratios "
-        f"{np.round(s.neuron_ratios, 3)}"
+        f"{s.residual_share:.3f} of |H|_F, layer-diagonal mass "
+        f"{s.layer_diag_mass:.3f}, ratios {np.round(s.neuron_ratios, 3)}"
     )
 assert deep_snaps[-1].residual_share < 0.5 * deep_snaps[0].residual_share
 
@@ -841,7 +860,7 @@ glue("ch03_deep_ratio_w4_final", d1.neuron_ratios[3], display=False)
 # norms at the start and at the end.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 mse = ch.track_run(
     net,
     data.X,
@@ -855,11 +874,12 @@ mse = ch.track_run(
 for s in (mse.snapshots[0], mse.snapshots[-1]):
     print(
         f"MSE, step {s.step}: loss {s.loss:.3f}, residual "
-        f"{s.hwv.residual:.3f}, "
-        f"rest {s.hwv.rest:.3f}"
+        f"{s.hwv.residual:.3f}, rest {s.hwv.rest:.3f}"
     )
 m0, m1 = mse.snapshots[0].hwv, mse.snapshots[-1].hwv
-assert abs(m0.residual / m0.rest - 1) < 0.25  # the same size at initialisation
+assert (
+    abs(m0.residual / m0.rest - 1) < 0.25
+)  # the same size at initialisation
 assert m1.residual < m0.residual and m1.rest < m0.rest
 
 # %% [markdown]
@@ -879,7 +899,7 @@ assert m1.residual < m0.residual and m1.rest < m0.rest
 # fade of $H_{wv}$: the rest has to follow. (One draw only, unlike the spreads above.)
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 y_teacher = ch.teacher_labels(data.X, cfg.m, cfg.C, seed=seed + 7)
 teach = ch.track_run(
     net,
@@ -891,7 +911,9 @@ teach = ch.track_run(
     progress=False,
 )
 t_sum = ch.run_summary(teach)
-print(f"the teacher uses {int(y_teacher.unique().numel())} of {cfg.C} classes")
+print(
+    f"the teacher uses {int(y_teacher.unique().numel())} of {cfg.C} classes"
+)
 print(
     {
         k: round(t_sum[k], 3)
@@ -921,7 +943,7 @@ assert t_sum["rest_ratio"] > 1
 # error, and at the end of training the gradient is much smaller than the residual term.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 fin = rnd.final  # float64 copy of the weights after the last step
 X64, W, V = data.X.double(), fin.W.detach(), fin.V.detach()
 R = ch.residual_columns(X64, data.y, W, V)  # (m, d, C)
@@ -933,6 +955,7 @@ err = max(
     float((torch.einsum("kdc,ck->kd", R, V) - gW).abs().max()),
 )
 print(
-    f"identity error {err:.1e}; |grad| = {g.norm():.3e}, |R|_F = {R.norm():.3f}"
+    f"identity error {err:.1e}; |grad| = {g.norm():.3e}, |R|_F = "
+    f"{R.norm():.3f}"
 )
 assert err < 1e-12

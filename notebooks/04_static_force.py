@@ -75,16 +75,32 @@ LEVELS = {
 }  # the three-levels net
 PROFILES = {
     "quick": COMMON
-    | {"N": 200, "d": 20, "Cs": [2, 8, 32, 128], "num_seeds": 2, "c_fit_min": 8}
+    | {
+        "N": 200,
+        "d": 20,
+        "Cs": [2, 8, 32, 128],
+        "num_seeds": 2,
+        "c_fit_min": 8,
+    }
     | {"dep_Ns": [100, 200]}
     | {"lvl_N": 128, "lvl_d": 16, "lvl_C": 128, "lvl_steps": 150},
     "default": COMMON
     | LEVELS
-    | {"N": 1000, "d": 100, "Cs": [2**k for k in range(1, 11)], "num_seeds": 5}
+    | {
+        "N": 1000,
+        "d": 100,
+        "Cs": [2**k for k in range(1, 11)],
+        "num_seeds": 5,
+    }
     | {"dep_Ns": [250, 500, 1000, 2000]},
     "paper": COMMON
     | LEVELS
-    | {"N": 5000, "d": 500, "Cs": [2**k for k in range(1, 13)], "num_seeds": 10}
+    | {
+        "N": 5000,
+        "d": 500,
+        "Cs": [2**k for k in range(1, 13)],
+        "num_seeds": 10,
+    }
     | {"dep_Ns": [500, 1000, 2000, 4000, 8000]},
 }
 cfg = hl.resolve_profile(
@@ -277,7 +293,8 @@ net, _ = hl.case_model(
     2, cfg.d, 10, init=cfg.init, seed=seed + 3, device=device
 )
 p, p_indep = (
-    torch.softmax(inputs @ net.V.detach().T, dim=1) for inputs in (X, X_indep)
+    torch.softmax(inputs @ net.V.detach().T, dim=1)
+    for inputs in (X, X_indep)
 )
 lam, lam_indep = (
     p * (1 - p),
@@ -392,8 +409,8 @@ fits_pred = {
 for k in ch.SWEEP_KEYS:
     f, fp = fits[k], fits_pred[k]
     print(
-        f"{k}: measured {f.slope:.3f} [{f.low:.3f}, {f.high:.3f}], predicted "
-        f"{fp.slope:.3f}"
+        f"{k}: measured {f.slope:.3f} [{f.low:.3f}, {f.high:.3f}], "
+        f"predicted {fp.slope:.3f}"
     )
 assert all(-1.15 < fits[k].slope < -0.85 for k in ("case2_vv", "case4_vv"))
 assert all(-0.75 < fits[k].slope < -0.3 for k in ("case3_ww", "case4_ww"))
@@ -402,7 +419,12 @@ assert all(-0.75 < fits[k].slope < -0.3 for k in ("case3_ww", "case4_ww"))
 glue("ch04_c_fit_min", cfg.c_fit_min, display=False)
 
 # %%
-RATE = {"case2_vv": -1.0, "case4_vv": -1.0, "case3_ww": -0.5, "case4_ww": -0.5}
+RATE = {
+    "case2_vv": -1.0,
+    "case4_vv": -1.0,
+    "case3_ww": -0.5,
+    "case4_ww": -0.5,
+}
 outside = [
     f"case {k[4]} ({'class' if k.endswith('vv') else 'neuron'} blocks)"
     for k in RATE
@@ -421,7 +443,9 @@ verdict = (
 for k in ch.SWEEP_KEYS:
     for name, fit in (("slope", fits[k]), ("pslope", fits_pred[k])):
         for attr in ("slope", "low", "high"):
-            glue(f"ch04_{name}_{k}_{attr}", getattr(fit, attr), display=False)
+            glue(
+                f"ch04_{name}_{k}_{attr}", getattr(fit, attr), display=False
+            )
 
 # %% tags=["remove-cell"]
 glue("ch04_slopes_verdict", Markdown(verdict), display=False)
@@ -478,7 +502,8 @@ plt.show()
 err = {key: sweep.relative_error(key) for key in ch.SWEEP_KEYS}
 for key, e in err.items():
     print(
-        f"{key}: prediction/measurement - 1 = {np.array2string(e, precision=3)}"
+        f"{key}: prediction/measurement - 1 = "
+        f"{np.array2string(e, precision=3)}"
     )
 assert all(
     np.abs(err[k]).max() < 0.1 for k in ("case2_vv", "case3_ww", "case4_ww")
@@ -493,7 +518,9 @@ for key, e in err.items():
     glue(f"ch04_relerr_last_{key}", float(-e[-1]), display=False)
 
 # %%
-first = int(np.argmax(sweep.Cs >= cfg.c_fit_min))  # first C of the fitted range
+first = int(
+    np.argmax(sweep.Cs >= cfg.c_fit_min)
+)  # first C of the fitted range
 # key -> r · C^{-rate} (mean over draws) at the first and last fitted C
 const = {}
 for key in RATE:  # flat for an exact power law
@@ -646,7 +673,8 @@ for C in cfg.heat_Cs:
         heat[C][0], hl.BlockLayout.uniform([("W", cfg.m, cfg.d)])
     )
     assert (
-        abs(r_dense / hl.block_ratios_at_init(net, X, loss="ce").ww - 1) < 1e-8
+        abs(r_dense / hl.block_ratios_at_init(net, X, loss="ce").ww - 1)
+        < 1e-8
     )  # dense = Gram identity
     heat_ratio[C] = r_dense
 
@@ -712,7 +740,11 @@ plt.show()
 # trainer of {doc}`chapter 03 <03_dynamic_force>`).
 
 # %%
-m_lvl, K_lvl, lvl = 4, 4, {"init": cfg.init, "seed": seed + 6, "device": device}
+m_lvl, K_lvl, lvl = (
+    4,
+    4,
+    {"init": cfg.init, "seed": seed + 6, "device": device},
+)
 data_small = hl.gaussian_data(
     cfg.lvl_N, cfg.lvl_d, K_lvl, seed=seed + 5, device=device
 )
@@ -752,7 +784,8 @@ for name, (net, dat, loss) in states.items():
     H = hl.closed_form_hessian(net, dat.X, dat.y, loss=loss)
     s = levels[name] = ch.coupling_summary(H, net.layout())
     print(
-        f"{name:>24}: RMS coupling ww {s.ww:.3f}, vv {s.vv:.4f}, wv {s.wv:.3f}"
+        f"{name:>24}: RMS coupling ww {s.ww:.3f}, vv {s.vv:.4f}, wv "
+        f"{s.wv:.3f}"
     )
 
 # %%
@@ -826,7 +859,7 @@ plt.show()
 # in RMS. The cell below checks it for $C = 37$.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 net, _ = hl.case_model(2, cfg.d, 37, seed=seed, device=device)
 with torch.no_grad():
     net.V.zero_()
@@ -852,11 +885,14 @@ assert abs(r - 1 / 36) < 1e-12
 # is slow: the log-normal $e^{z}$ has heavy tails).
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 C_big, n_samples = 4000, 4000
 p = torch.softmax(
     torch.randn(
-        n_samples, C_big, generator=hl.make_generator(seed), dtype=torch.float64
+        n_samples,
+        C_big,
+        generator=hl.make_generator(seed),
+        dtype=torch.float64,
     ),
     dim=1,
 )
@@ -894,8 +930,11 @@ assert abs(Cr / limit - 1) < 0.03
 # drops. The cell averages the predicted $r^2$ of case 3 over 40 random nets at $C = 256$.
 # :::
 
-# %% tags=["hide-input"]
-C3, X_pred = 256, hl.gaussian_data(500, 100, 2, seed=seed + 7, device=device).X
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
+C3, X_pred = (
+    256,
+    hl.gaussian_data(500, 100, 2, seed=seed + 7, device=device).X,
+)
 r2 = [
     hl.predicted_block_ratios(
         hl.one_hidden_net(100, 8, C3, seed=s, device=device),
@@ -925,7 +964,7 @@ assert abs(np.mean(r2) / theory - 1) < 0.1
 # $N = 1000$, $d = 100$, $C = 256$ at every profile.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 X4, X4_ind, X4_pred = (
     hl.gaussian_data(1000, 100, 2, seed=seed + s, device=device).X
     for s in (8, 9, 10)
@@ -938,8 +977,8 @@ for case in (2, 4):
     ).vv
     pred = hl.predicted_block_ratios(net, X4_pred, N=1000, loss="ce").vv
     print(
-        f"case {case}: real {real:.3e}, decoupled {decoupled:.3e}, prediction "
-        f"{pred:.3e}"
+        f"case {case}: real {real:.3e}, decoupled {decoupled:.3e}, "
+        f"prediction {pred:.3e}"
     )
     assert abs(decoupled / pred - 1) < 0.05
 assert (
@@ -961,12 +1000,14 @@ assert (
 # `init="pytorch"` linear model at $C = 1024$ (tolerance 5 %: the limit is approached slowly).
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 net, _ = hl.case_model(
     2, cfg.d, 1024, init="pytorch", seed=seed + 12, device=device
 )
 Cr_torch = 1024 * hl.block_ratios_at_init(net, X, loss="ce").vv
-limit_torch = np.sqrt((gamma * np.exp(2 / 3) + 1) / (gamma * np.exp(1 / 3) + 1))
+limit_torch = np.sqrt(
+    (gamma * np.exp(2 / 3) + 1) / (gamma * np.exp(1 / 3) + 1)
+)
 print(
     f"C r = {Cr_torch:.4f} (PyTorch init), limit {limit_torch:.4f}, LeCun "
     f"limit {limit:.4f}"

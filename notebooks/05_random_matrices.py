@@ -277,7 +277,9 @@ lam_two = torch.tensor([1.0, 4.0], dtype=torch.float64)[
 eigs_g = hl.rmt.sample_covariance_eigenvalues(
     d_g, N_g, lam=lam_two, num_samples=5, seed=seed + 2
 )
-grid_g = torch.linspace(0, 1.1 * float(eigs_g.max()), 600, dtype=torch.float64)
+grid_g = torch.linspace(
+    0, 1.1 * float(eigs_g.max()), 600, dtype=torch.float64
+)
 law_g = hl.gmp_density(grid_g, lam_two, gamma=0.25)
 ks_g = hl.rmt.ks_distance(eigs_g, grid_g, law_g.density)
 m2_g, m2_g_pred = (
@@ -285,15 +287,20 @@ m2_g, m2_g_pred = (
     hl.second_moment_prediction(lam_two, gamma=0.25),
 )
 print(
-    f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[w^2] + (E w)^2 "
-    f"= {m2_g_pred}"
+    f"KS distance {ks_g:.4f}; second moment {m2_g:.4f}, gamma E[w^2] + (E "
+    f"w)^2 = {m2_g_pred}"
 )
 assert ks_g < 0.03 and abs(m2_g / m2_g_pred - 1) < 0.02
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Generalised MP law: eigenvalues of $\\frac1N X^\\top\\Omega X$ with $\\omega_n\\in\\{1, 4\\}$ (half each, independent of $X$), $\\gamma = 1/4$, against the density from `hl.gmp_density` (red) and the MP law scaled to the same mean weight 2.5 (dashed).", "name": "fig-05-gmp"}}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 hl.plot.spectrum_histogram(
-    ax, eigs_g, grid=grid_g, density=law_g.density, bins=80, curve_label="GMP"
+    ax,
+    eigs_g,
+    grid=grid_g,
+    density=law_g.density,
+    bins=80,
+    curve_label="GMP",
 )
 mean_lam = float(lam_two.mean())
 ax.plot(
@@ -392,7 +399,8 @@ sq = {
 pred_b = hl.second_moment_prediction(blk.lam, gamma=blk.gamma)
 err_b = {name: v / pred_b - 1 for name, v in sq.items()}
 print(
-    "(1/d)|H|_F^2 / prediction - 1:", {k: f"{v:+.4f}" for k, v in err_b.items()}
+    "(1/d)|H|_F^2 / prediction - 1:",
+    {k: f"{v:+.4f}" for k, v in err_b.items()},
 )
 assert max(abs(v) for v in err_b.values()) < 0.05
 
@@ -445,7 +453,9 @@ curve = hl.rmt.stieltjes_along_t(
 drift = (
     (curve.mean - curve.mean[-1]).abs().max(0).values
 )  # (Z,) largest change along t
-off_gmp = (curve.mean - curve.gmp).abs().max(0).values / curve.gmp.abs()  # (Z,)
+off_gmp = (curve.mean - curve.gmp).abs().max(
+    0
+).values / curve.gmp.abs()  # (Z,)
 print(
     "max |E s(t) - E s(1)|:",
     drift.numpy().round(4),
@@ -478,7 +488,7 @@ for ax, part in zip(axes, ("real", "imag")):
     ax.set_xlabel("t")
     ax.set_ylabel(
         f"{'Re' if part == 'real' else 'Im'} "
-        f"$\\bar\\omega\\,\\mathbb{{E}}\\,s_{{H(t)}}$"
+        "$\\bar\\omega\\,\\mathbb{E}\\,s_{H(t)}$"
     )
 axes[0].legend(fontsize=8)
 plt.tight_layout()
@@ -583,7 +593,8 @@ ax.errorbar(
     fmt="o",
     color="tab:blue",
     capsize=3,
-    label="$|\\mathbb{E}s_H - \\mathbb{E}s_{\\tilde H}|$ (coupled estimator)",
+    label="$|\\mathbb{E}s_H - \\mathbb{E}s_{\\tilde H}|$ "
+    "(coupled estimator)",
 )
 ax.plot(
     Ns,
@@ -859,8 +870,10 @@ glue("ch05_slq_m2err", abs(m2["SLQ"] / m2["exact"] - 1), display=False)
 # {numref}`fig-05-semicircle`.
 # :::
 
-# %% tags=["hide-input"]
-z = torch.tensor([0.5 + 0.5j, -1.0 + 0.2j, 2.5 + 0.1j], dtype=torch.complex128)
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
+z = torch.tensor(
+    [0.5 + 0.5j, -1.0 + 0.2j, 2.5 + 0.1j], dtype=torch.complex128
+)
 roots = torch.stack(
     [(-z + torch.sqrt(z * z - 4)) / 2, (-z - torch.sqrt(z * z - 4)) / 2]
 )
@@ -892,15 +905,18 @@ assert float((s_emp - m_sc).abs().max()) < 0.05
 # two moments of $\omega$ enter, although the density depends on its whole law.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 x = law_g.grid
-moments = [float(torch.trapezoid(x**k * law_g.density, x)) for k in (0, 1, 2)]
+moments = [
+    float(torch.trapezoid(x**k * law_g.density, x)) for k in (0, 1, 2)
+]
 print(
     f"mass {moments[0]:.5f}, M1 {moments[1]:.5f} (E omega = "
-    f"{float(lam_two.mean())}), "
-    f"M2 {moments[2]:.5f} (formula {m2_g_pred})"
+    f"{float(lam_two.mean())}), M2 {moments[2]:.5f} (formula {m2_g_pred})"
 )
-assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
+assert (
+    abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
+)
 
 # %% [markdown]
 # 3. **Why the gap is $O(1/N)$ for Gaussian data.** With $x_n' = (I-P)x_n + P\tilde x_n$ as in
@@ -921,7 +937,7 @@ assert abs(moments[1] - 2.5) < 0.01 and abs(moments[2] / m2_g_pred - 1) < 0.01
 # (b) draw by draw. The sweep above confirmed (c) for every draw; the cell checks the rank.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 X, X_tilde = (
     hl.gaussian_data(300, 60, 2, seed=seed + s, device=device).X
     for s in (9, 10)
@@ -954,9 +970,11 @@ assert rank <= 10
 # The cell runs two Lanczos steps from four Rademacher probes and compares, probe by probe.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 signs = (
-    torch.randint(0, 2, (cfg.slq_d, 4), generator=hl.make_generator(seed + 12))
+    torch.randint(
+        0, 2, (cfg.slq_d, 4), generator=hl.make_generator(seed + 12)
+    )
     * 2
     - 1
 )
@@ -991,7 +1009,9 @@ assert torch.allclose(quad, hutch, rtol=1e-10)
 
 def work(p):  # d^3 + N d^2 per matrix formed and diagonalised
     mat = lambda N, d: d**3 + N * d**2  # noqa: E731
-    gap = sum(3 * M * mat(N, N // 4) for N, M in zip(p["Ns"], p["gap_samples"]))
+    gap = sum(
+        3 * M * mat(N, N // 4) for N, M in zip(p["Ns"], p["gap_samples"])
+    )
     return (
         p["wigner_samples"] * p["wig_n"] ** 3
         + 2 * p["blk_samples"] * mat(p["blk_N"], p["blk_d"])
