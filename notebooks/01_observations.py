@@ -34,6 +34,19 @@
 # $v_1,\dots,v_C$ of $V$, the Hessian has $m + C$ diagonal blocks: $m$ *neuron blocks*
 # $H_{w_iw_i}$ of size $d$ and $C$ *class blocks* $H_{v_cv_c}$ of size $m$.
 
+# %% [markdown]
+# ## What you will be able to do after this chapter
+#
+# * draw $|H|$ of a one-hidden-layer net at initialisation and point out its $m$ neuron blocks
+#   $H_{w_iw_i}$ and $C$ class blocks $H_{v_cv_c}$;
+# * compute the block ratio and the diagonal mass of a Hessian with `hl.block_stats` and read
+#   the class-block ratio against the $1/(C-1)$ intuition;
+# * reproduce the talk's Fig. 1 (CIFAR-100, $m = 8$, $C = 100$) and get block ratios at
+#   $d = 32\,000$ without forming $H$ (`hl.block_ratios_at_init`);
+# * show how the diagonal mass of a linear CE model grows with the number of classes $C$.
+#
+# Symbols and block names are collected on {doc}`the notation page <../book/notation>`.
+
 # %% tags=["parameters"]
 profile = "default"
 seed = 0
@@ -615,6 +628,26 @@ plt.show()
 # {doc}`Chapter 02 <02_intuition>` explains the part of the pattern that linear algebra alone
 # predicts, and {doc}`chapter 04 <04_static_force>` turns the role of $C$ into rates for all four
 # cases.
+#
+# :::{admonition} The paper says / this chapter finds
+# :class: tip
+# - **The talk:** at random initialisation the Hessian of a one-hidden-layer net is
+#   near-block-diagonal: bright neuron blocks in the hidden layer, class blocks in the output
+#   layer. **Here:** confirmed in the Gaussian setting ({numref}`fig-01-gaussian`,
+#   {numref}`fig-01-block-norms`): a fraction {glue:text}`ch01_mass_all_ce:.3f` of
+#   $\|H\|_F^2$ lies on the diagonal blocks (CE); the CE class-block ratio is
+#   {glue:text}`ch01_ratio_ce_vv:.4f`, and under MSE the class blocks are exactly decoupled.
+# - **The talk's Fig. 1** (CIFAR-100, $m = 8$, $C = 100$). **Here:** the same picture on the
+#   data of this build ({numref}`fig-01-cifar`): neuron-block ratio
+#   {glue:text}`ch01_fig1_ratio_ce_ww:.3f` (CE), class-block ratio
+#   {glue:text}`ch01_fig1_ratio_ce_vv:.4f`, of the order of $1/(C-1)$. The slide's
+#   $d = 32\,000$ is not CIFAR's 3072; at $d = 32\,000$ the Gram identity gives ratios
+#   {glue:text}`ch01_d32k_ww_big:.3f` and {glue:text}`ch01_d32k_vv_big:.4f`: the same structure.
+# - **The talk:** the number of classes drives the pattern. **Here:** for a linear CE model the
+#   diagonal mass rises from {glue:text}`ch01_pt_mass_C2:.3f` at $C = 2$ to
+#   {glue:text}`ch01_pt_mass_C1000:.4f` at $C = 1000$ ({numref}`fig-01-phase`,
+#   {numref}`fig-01-phase-mass`).
+# :::
 #
 # ## Exercises
 #

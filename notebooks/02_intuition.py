@@ -55,6 +55,19 @@
 # Hessian-vector-product path `hl.full_hessian`), and the link pattern read off the
 # graph. Parameters are ordered as everywhere in the book: rows of $W$, then rows of $V$.
 
+# %% [markdown]
+# ## What you will be able to do after this chapter
+#
+# * predict which Hessian entries are exactly zero from the computation graph (direct, indirect
+#   and missing links) and check it with `hl.symbolic` and `torch.func.hessian`;
+# * explain the block-circulant stripes of $H_{wv}$ as the residual term, and why they vanish at
+#   a perfect fit;
+# * compute the off/diagonal ratio of $H_{ww} = (V^\top V)\otimes I_d$ and compare it with
+#   $1/\sqrt{C+2}$;
+# * list what linear algebra alone leaves open (non-linearity, softmax coupling, rates in $C$).
+#
+# Symbols and block names are collected on {doc}`the notation page <../book/notation>`.
+
 # %% tags=["parameters"]
 profile = "default"
 seed = 0
@@ -380,6 +393,23 @@ plt.show()
 #    the network can fit and with labels it cannot.
 # 4. **Are the white boxes provably small?** Only with probability, not with algebra:
 #    {doc}`chapter 05 <05_random_matrices>`.
+#
+# :::{admonition} The paper says / this chapter finds
+# :class: tip
+# - **The talk:** a Hessian entry can be non-zero only if the computation graph links the two
+#   parameters. **Here:** checked exactly (symbolic and automatic differentiation): the zeros
+#   are precisely the missing links ({numref}`fig-02-siso`, {numref}`fig-02-simo-chains`,
+#   {numref}`fig-02-simo`, {numref}`fig-02-mimo`).
+# - **The talk:** direct links in $H_{wv}$ carry the residual and give block-circulant stripes.
+#   **Here:** the stripes appear far from the targets and vanish at a perfect fit, while
+#   $H_{ww}$ and $H_{vv}$ do not change ({numref}`fig-02-pattern`).
+# - **The talk:** many outputs make the indirect links weak. **Here:** for random $V$ the
+#   neuron-block ratio falls from {glue:text}`ch02_ratio_C2:.2f` at $C = 2$ to
+#   {glue:text}`ch02_ratio_Cmax:.4f` at $C =$ {glue:text}`ch02_Cmax`, within
+#   {glue:text}`ch02_ratio_relerr:.1%` of $1/\sqrt{C+2}$ ({numref}`fig-02-whitebox`).
+# - **Not explained here:** ReLU, the softmax coupling of CE and the rates for real networks;
+#   those need chapters {doc}`03 <03_dynamic_force>`–{doc}`05 <05_random_matrices>`.
+# :::
 #
 # ## Exercises
 #

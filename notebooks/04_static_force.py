@@ -39,6 +39,19 @@
 # the assumption of the theory. The authors' own scripts used PyTorch's default *uniform*
 # initialisation; set the parameter `init = "pytorch"` to use it (exercise 5 shows what changes).
 
+# %% [markdown]
+# ## What you will be able to do after this chapter
+#
+# * write the block formulas of the four cases (linear / one hidden layer, MSE / CE) and check
+#   them against automatic differentiation;
+# * measure how class-block and neuron-block ratios decay with $C$ (`hl.block_ratios_at_init`)
+#   and fit the slopes against $-1$ and $-1/2$;
+# * compare the measurements with the talk's $1/(C-1)$ and $C^{-1/2}$ intuition and with the
+#   second-moment prediction `hl.predicted_block_ratios`, and say where each one misses;
+# * rebuild the talk's "three levels" of block-diagonal structure from computed Hessians.
+#
+# Symbols and block names are collected on {doc}`the notation page <../book/notation>`.
+
 # %% tags=["parameters"]
 profile = "default"
 seed = 0
@@ -846,6 +859,25 @@ plt.show()
 # static force acts on $H_{ww}$ and $H_{vv}$, the dynamic one on $H_{wv}$; together they leave a
 # near-block-diagonal matrix. {doc}`Chapter 05 <05_random_matrices>` turns the second-moment
 # prediction used here into a statement about whole spectra.
+#
+# :::{admonition} The paper says / this chapter finds
+# :class: tip
+# - **The talk:** class blocks shrink like $1/C$, neuron blocks like $1/\sqrt C$. **Here:** the
+#   rates hold; fitted slopes are within {glue:text}`ch04_slope_dev_max:.3f` of them
+#   ({numref}`fig-04-sweep`, {numref}`fig-04-compensated`).
+# - **The talk's $1/(C-1)$ intuition:** right rate, wrong constant. In case 2, $(C-1)\,r$ is
+#   {glue:text}`ch04_intuition_gap_case2:.0%` above 1; the random-matrix limit
+#   {glue:text}`ch04_const_case2_theory:.3f` of $C\,r$ matches the measured
+#   {glue:text}`ch04_const_last_case2_vv:.3f`.
+# - **The second-moment prediction** matches cases 2, 3 and the neuron blocks of case 4, but
+#   **misses the class blocks of case 4**: it is too low by up to
+#   {glue:text}`ch04_relerr_max_case4_vv:.1%` ({glue:text}`ch04_relerr_last_case4_vv:.1%` at
+#   $C =$ {glue:text}`ch04_C_max`), and the miss does not vanish with size (fitted limit
+#   {glue:text}`ch04_dep_limit:.1%`): the softmax weights depend on 8-dimensional features.
+# - **The talk's three levels:** MSE class blocks exactly decoupled, large $C$ weakens the
+#   couplings inside the layers but not $H_{wv}$, training then weakens $H_{wv}$
+#   ({numref}`fig-04-hww`, {numref}`fig-04-hvv`, {numref}`fig-04-levels`).
+# :::
 #
 # ## Exercises
 #
