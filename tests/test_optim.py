@@ -190,3 +190,94 @@ def test_adam_flat_with_block_ids_equals_layout():
     with pytest.raises(ValueError, match="long tensor"):
         hl.train.adam_flat(loss, theta0, lr=0.05, steps=1, layout=torch.tensor([0.0, 1, 1, 1]))
     assert hl.train.optimizer_state_numel((10, 3), "adam-mini") == 13
+
+
+# ------------------------------------------------------------------ cases 1-2 from spectra
+def _spectrum(lo, hi, n=200):
+    eig = torch.linspace(lo, hi, n, dtype=torch.float64)
+    return hl.slq_density((eig[None], torch.full((1, n), 1 / n, dtype=torch.float64)))
+
+
+def test_sample_spectrum_follows_the_density():
+    s = _spectrum(-1.0, 3.0)
+    x = hl.train.sample_spectrum(s, 4000, seed=1)
+    assert bool((x[1:] >= x[:-1]).all()) and x.shape == (4000,)
+    assert float(x.mean()) == pytest.approx(1.0, abs=0.05)  # uniform on [-1, 3]
+    assert torch.equal(x, hl.train.sample_spectrum(s, 4000, seed=1))  # seeded
+    assert not torch.equal(x, hl.train.sample_spectrum(s, 4000, seed=2))
+    q = hl.train.spectrum_quantiles(s, 5)
+    assert torch.allclose(
+        q, torch.tensor([-0.6, 0.2, 1.0, 1.8, 2.6], dtype=torch.float64), atol=0.03
+    )
+
+
+def test_measured_quadratic_shift_and_scale():
+    spectra = [_spectrum(-1.0, 1.0), _spectrum(0.0, 0.01), _spectrum(2.0, 3.0)]
+    for method in ("sample", "quantiles"):
+        q = hl.train.measured_quadratic(spectra, dim=50, names=["a", "b", "c"], method=method)
+        assert q.dim == 150 and q.kappa == pytest.approx(2000.0)
+        assert q.mu == pytest.approx(1.0) and q.L == pytest.approx(2000.0)
+        # one affine map: the narrow block stays narrow, in the middle of [1, 2000]
+        assert q.block_kappas[1] < 1.1 and q.block_kappas[2] < 1.5
+    with pytest.raises(ValueError, match="method"):
+        hl.train.measured_quadratic(spectra, method="histogram")
+
+
+# ------------------------------------------------------------------ Assumption 1, Theorem 2
+def test_adam_constants_are_the_tightest_ones():
+    q = hl.train.paper_quadratic(3, seed=1)
+    w0 = torch.randn(q.dim, generator=hl.make_generator(5), dtype=torch.float64)
+    c = hl.train.adam_constants(q, w0)
+    g = (q.H @ w0).abs()
+    for b in range(3):
+        gl, top = g[3 * b : 3 * b + 3], float(q.eigenvalues[b][-1])
+        assert float(c.C1[b]) == pytest.approx(float(gl.min()) / top)
+        assert float(c.C2[b]) == pytest.approx(float(gl.max()) / top)
+    assert c.r == pytest.approx(float(((c.C2 / c.C1) ** 2).max()))
+    assert c.r_proof >= c.r and c.step == float(c.C1.min())
+    assert c.complexity() == pytest.approx(c.r * 3.0)
+    assert c.rate_bound() == pytest.approx(1 - 1 / (c.r * 3.0))
+    with pytest.raises(ValueError, match="Assumption 1"):
+        hl.train.adam_constants(q, torch.zeros(q.dim, dtype=torch.float64))
+
+
+def test_preconditioned_kappas_match_dense_eigenvalues():
+    q = hl.train.paper_quadratic(4, seed=2)
+    w0 = torch.randn(q.dim, generator=hl.make_generator(0), dtype=torch.float64)
+    k = hl.train.preconditioned_kappas(q, w0)
+    D = (q.H @ w0).abs()
+    for b in range(3):
+        sl = slice(3 * b, 3 * b + 3)
+        ev = torch.linalg.eigvals(torch.diag(1 / D[sl]) @ q.H[sl, sl]).real.sort().values
+        assert float(k[b]) == pytest.approx(float(ev[-1] / ev[0]), rel=1e-9)
+
+
+@pytest.mark.parametrize("case", [3, 4])
+def test_theorem2_bound_holds_at_the_theorems_step(case):
+    q = hl.train.paper_quadratic(case, seed=0)
+    for s in range(5):
+        w0 = torch.randn(q.dim, generator=hl.make_generator(s), dtype=torch.float64)
+        check = hl.train.theorem2_check(q, w0, 200)
+        assert check.holds_proof and check.worst_ratio < 1
+        assert float(check.gaps[-1]) < 1.0
+
+
+def test_r_trials_case3_is_below_the_papers_two_thirds():
+    """003 §3.3: "r ≤ 100 with probability ≥ 2/3" in case 3. With r = max_l (C_l2/C_l1)² and
+    three coordinates per block we find about 40 %: the smallest of three |Gaussian| entries
+    is below a tenth of the largest too often."""
+    t = hl.train.r_trials(lambda s: hl.train.paper_quadratic(3, seed=s), 1000, seed=0)
+    assert 0.3 < t.fraction_below(100) < 0.5 < 2 / 3
+    assert t.fraction_below(100, proof=True) <= t.fraction_below(100)
+    assert t.kappa_factor.shape == (1000, 3) and bool((t.kappa_factor > 0).all())
+    assert float(t.kappa_factor.median()) > 1  # the frozen diagonal D usually makes κ worse
+
+
+def test_quadratic_report():
+    q = hl.train.paper_quadratic(3, seed=0)
+    rep = hl.train.quadratic_report(q, 300, lrs=[0.01, 0.1, 1.0], seed=0)
+    assert set(rep.runs) == {"GD", "blockwise GD", "Adam, β2 = 1", "Adam, β2 = 0.999",
+                             "Adam-mini, β2 = 1"}  # fmt: skip
+    assert rep.speedup("GD") == pytest.approx(1.0) and rep.speedup("blockwise GD") > 100
+    assert rep.predicted[0] == pytest.approx(hl.train.predicted_rate(2000.0))
+    assert rep.check.holds_proof

@@ -132,3 +132,31 @@ def test_adam_mini_partition():
     o_ids = ids[off : off + 16].reshape(2, 2, 4)
     assert all(len(set(o_ids[:, :, d].reshape(-1).tolist())) == 1 for d in range(4))
     assert len(set(o_ids[0, 0].tolist())) == 4
+
+
+def test_lm_head_inputs_give_the_logits():
+    net = hl.nets.gpt(11, context=3, width=8, num_heads=2, mlp_width=8, num_layers=2,
+                      layernorm=True, init="gpt2", seed=1, device="cpu")  # fmt: skip
+    X = torch.randint(0, 11, (5, 3), generator=hl.make_generator(0))
+    A = hl.chapters.llm_implications.lm_head_inputs(net, X)
+    assert A.shape == (15, 8)
+    assert torch.allclose(A @ net.lm_head.detach().T, net(X).detach(), atol=1e-12)
+
+
+def test_pairing_masses_rank_the_papers_boxes():
+    ch = hl.chapters.llm_implications
+    net = hl.nets.gpt(16, num_layers=2, seed=0, device="cpu")
+    layout = hl.nets.gpt_layout(net, by="module")
+    B = layout.num_blocks
+    norms = torch.eye(B, dtype=torch.float64)  # diagonal blocks only ...
+    for layer in ("L0", "L1"):  # ... plus the couplings of the paper's boxes
+        for a, b in ch.PAPER_PAIRING:
+            i, j = layout.names.index(f"{layer}.{a}"), layout.names.index(f"{layer}.{b}")
+            norms[i, j] = norms[j, i] = 1.0
+    masses = ch.pairing_masses(norms, layout)
+    assert len(masses) == 15 and next(iter(masses)) == ch.PAPER_PAIRING
+    assert masses[ch.PAPER_PAIRING] == pytest.approx(1.0)  # everything inside the boxes
+    other = (("Q", "V"), ("K", "O"), ("fc_in", "fc_out"))
+    # the 12 diagonal blocks count for every pairing; one of three pair couplings remains
+    assert masses[other] == pytest.approx((12 + 2 * 2) / (12 + 2 * 6))
+    assert all(len({x for p in k for x in p}) == 6 for k in masses)  # real pairings

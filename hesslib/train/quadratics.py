@@ -22,8 +22,10 @@ from ..core.device import make_generator
 __all__ = [
     "block_quadratic",
     "BlockQuadratic",
+    "measured_quadratic",
     "paper_quadratic",
     "rescale_spectra",
+    "sample_spectrum",
     "spectrum_quantiles",
 ]
 
@@ -144,18 +146,40 @@ def spectrum_quantiles(spectrum, n: int) -> torch.Tensor:
         ``(n,)`` ascending float64 tensor.
     """
     n = check_positive_int("n", n)
+    g, cdf = _cdf(spectrum)
+    q = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    return _inverse_cdf(g, cdf, q)
+
+
+def _cdf(spectrum) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grid and normalised cumulative distribution (trapezoid rule) of a blurred density."""
     g, p = spectrum.grid.to(torch.float64), spectrum.density.to(torch.float64).clamp(min=0)
     cdf = torch.cat(
         [torch.zeros(1, dtype=torch.float64), torch.cumsum((p[1:] + p[:-1]) / 2 * torch.diff(g), 0)]
     )
     if float(cdf[-1]) <= 0:
         raise ValueError("the spectrum's density is zero on its grid")
-    cdf = cdf / cdf[-1]
-    q = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    return g, cdf / cdf[-1]
+
+
+def _inverse_cdf(g: torch.Tensor, cdf: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     idx = torch.searchsorted(cdf, q).clamp(1, g.numel() - 1)
     c0, c1 = cdf[idx - 1], cdf[idx]
     t = torch.where(c1 > c0, (q - c0) / (c1 - c0), torch.zeros_like(q))
     return g[idx - 1] + t * (g[idx] - g[idx - 1])
+
+
+def sample_spectrum(spectrum, n: int, *, seed: int = 0) -> torch.Tensor:
+    """``n`` eigenvalues drawn at random from an SLQ density (inverse-CDF sampling, seeded):
+    "we sample d_l numbers according to the spectrum" (§3.2, cases 1 and 2).
+
+    Returns:
+        ``(n,)`` ascending float64 tensor.
+    """
+    n = check_positive_int("n", n)
+    g, cdf = _cdf(spectrum)
+    q = torch.rand(n, generator=make_generator(seed), dtype=torch.float64)
+    return _inverse_cdf(g, cdf, q).sort().values
 
 
 def rescale_spectra(
@@ -175,3 +199,36 @@ def rescale_spectra(
         raise ValueError("all eigenvalues are equal; nothing to rescale")
     a = (hi - lo) / (vmax - vmin)
     return [lo + a * (v - vmin) for v in vals]
+
+
+def measured_quadratic(
+    spectra: Sequence,
+    *,
+    dim: int = 100,
+    names: Sequence[str] | None = None,
+    method: str = "sample",
+    seed: int = 0,
+    name: str = "",
+) -> BlockQuadratic:
+    """Cases 1 and 2 of §3.2 from measured block spectra: ``dim`` eigenvalues per block drawn
+    from its SLQ density (``method="sample"``, "we sample d_l numbers according to the
+    spectrum") or at its quantiles (``"quantiles"``), then one affine map sends all of them
+    into ``[1, 2000]`` (:func:`rescale_spectra`) and :func:`block_quadratic` rotates them.
+
+    Args:
+        spectra: one :class:`~hesslib.Spectrum` per block.
+        dim: eigenvalues per block (the paper: 100).
+        names: block names.
+        method: ``"sample"`` or ``"quantiles"``.
+        seed: seed of the draws and of the rotations.
+        name: description.
+    """
+    if method not in ("sample", "quantiles"):
+        raise ValueError(f"method must be 'sample' or 'quantiles', got {method!r}")
+    eigs = [
+        sample_spectrum(s, dim, seed=seed * 1009 + i)
+        if method == "sample"
+        else spectrum_quantiles(s, dim)
+        for i, s in enumerate(spectra)
+    ]
+    return block_quadratic(rescale_spectra(eigs), names=names, seed=seed, name=name)
