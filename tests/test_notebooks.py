@@ -17,9 +17,10 @@ BOOK_EXT = ROOT / "book" / "_ext"  # the book build's modules
 if str(BOOK_EXT) not in sys.path:
     sys.path.insert(0, str(BOOK_EXT))
 import bookbuild as book  # noqa: E402
+import bookchapters  # noqa: E402
 import bookmeta as meta  # noqa: E402
 
-CHAPTERS = book.find_chapters(ROOT)
+CHAPTERS = bookchapters.find_chapters(ROOT)
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
 
