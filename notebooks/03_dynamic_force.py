@@ -279,7 +279,11 @@ glue("ch03_paper_train_min", paper_steps / fast / 60, display=False)
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H|$ along the random-label run (top) and the interpolating run (bottom), at 0, 0.5, 5, 25 and 100 % of the steps. The white lines separate the $W$ and $V$ parameters: top-left $H_{ww}$ ($m$ neuron blocks of size $d$), bottom-right $H_{vv}$ ($C$ class blocks of size $m$), off-diagonal $H_{wv}$. Each panel saturates at 1/100 of its own maximum and is max-pooled to screen resolution.", "name": "fig-03-snapshots"}}
 Pw = cfg.m * cfg.d  # where V starts
 shown = hl.train.checkpoint_steps(cfg.steps, SHOWN)
-fig, axes = plt.subplots(2, len(shown), figsize=(2.6 * len(shown), 6.0))
+fig, axes = (
+    plt.subplots(  # ten pooled images: a low dpi keeps the page light
+        2, len(shown), figsize=(2.6 * len(shown), 6.0), dpi=60
+    )
+)
 for row, (run, name) in zip(
     axes, ((rnd, "random"), (fit, f"N = {cfg.fit_N}"))
 ):
@@ -804,7 +808,7 @@ assert deep_snaps[-1].residual_share < 0.5 * deep_snaps[0].residual_share
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "$|H|$ of the 4-layer ReLU network at initialisation, at 10 % and at the end of training. White lines separate the four layers $W_1,\\dots,W_4$; the per-neuron blocks (one per row of each $W_l$, 50 per layer) lie along the diagonal. Max-pooled to 400 pixels and clipped at 1/10 of each panel's maximum (at 1/100 nearly every pooled pixel saturates).", "name": "fig-03-deep"}}
 fig, axes = plt.subplots(
-    1, len(deep_snaps), figsize=(3.4 * len(deep_snaps), 3.6)
+    1, len(deep_snaps), figsize=(3.4 * len(deep_snaps), 3.6), dpi=72
 )
 for ax, s in zip(axes, deep_snaps):
     title = f"step {s.step} ({100 * s.step / T:g} %), loss {s.loss:.2g}"
