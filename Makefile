@@ -1,6 +1,6 @@
 # The two commands of the README are `make book` and `make test`; both set up .venv/ first.
 .DEFAULT_GOAL := help
-.PHONY: help setup test book lint format chapter lock clean
+.PHONY: help setup test book lint format chapter lock clean gpu-check
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -31,6 +31,9 @@ lint: setup  ## ruff check and ruff format --check
 format: setup  ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+gpu-check: setup  ## CUDA-only tests, every chapter at paper, the benchmarks (JSON: _build/gpu_check.json)
+	$(PY) scripts/gpu_check.py
 
 lock: setup  ## rewrite environment.yml from requirements-lock.txt
 	$(PY) scripts/lock.py
