@@ -204,10 +204,13 @@ for (when, by), m in mass.items():
         f"{when:>7}, blocks by {by:6}: diagonal mass {m:.3f}  "
         f"(equal-entries baseline {null[by]:.3f})"
     )
-    glue(f"ch06_tiny_mass_{when}_{by}", m, display=False)
     assert (
         when == "init" or m > 2 * null[by]
     )  # after training: well above the baseline
+
+# %% tags=["remove-cell"]
+for (when, by), m in mass.items():
+    glue(f"ch06_tiny_mass_{when}_{by}", m, display=False)
 glue("ch06_tiny_null_module", null["module"], display=False)
 glue("ch06_tiny_null_head", null["head"], display=False)
 glue("ch06_tiny_P", theta0.numel(), display=False)
@@ -1237,6 +1240,8 @@ for name, c in curves.items():
         f"optimiser state {states[name]} numbers"
     )
     assert c[-1] < c[0]
+
+# %% tags=["remove-cell"]
 glue(
     "ch06_mini_loss_head",
     float(curves["section-1 blocks"][-1]),
@@ -1287,11 +1292,13 @@ print(
     f"GPT-2 small: P = {P_gpt2:,}, B = {B_gpt2:,}; float32 state: "
     f"Adam {mem['adam']:.0f} MiB, Adam-mini {mem['adam-mini']:.0f} MiB"
 )
+assert 0.5 < mem["adam-mini"] / mem["adam"] < 0.51
+
+# %% tags=["remove-cell"]
 glue("ch06_gpt2_P_millions", P_gpt2 / 1e6, display=False)
 glue("ch06_gpt2_blocks", B_gpt2, display=False)
 glue("ch06_gpt2_mem_adam", mem["adam"], display=False)
 glue("ch06_gpt2_mem_mini", mem["adam-mini"], display=False)
-assert 0.5 < mem["adam-mini"] / mem["adam"] < 0.51
 
 # %% [markdown]
 # that is {glue:text}`ch06_gpt2_blocks:,` blocks for {glue:text}`ch06_gpt2_P_millions:.0f`
@@ -1751,7 +1758,7 @@ print(
 # cell below counts them.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 bgd3 = report[3].runs["blockwise GD"].gaps
 steps_needed = int((bgd3 < 1e-12).nonzero()[0])
 bound = torch.log(torch.tensor(1e-12)) / torch.log(torch.tensor(0.25))
@@ -1776,7 +1783,7 @@ assert steps_needed <= bound + 1
 # quadratures are rescaled by 1000 (the blur scales with them) and the distances recomputed.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 spec1 = dial[c_lo].spectra
 scaled = [hl.slq_density((1000 * s.nodes, s.weights)) for s in spec1.spectra]
 D_scaled = hl.pairwise_js(scaled, grid=hl.spectral.union_grid(scaled))
@@ -1797,7 +1804,7 @@ assert torch.allclose(D_scaled, spec1.js, atol=2e-3)
 # blocks are thousands of times flatter than the MLP blocks; for the CNN the factor is small.
 # :::
 
-# %% tags=["hide-input"]
+# %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 for name, spec in (("GPT", gpt_spec), ("CNN", cnn_spec)):
     tops = torch.tensor([float(s.nodes.max()) for s in spec.spectra])
     flattest = spec.names[int(tops.argmin())]
