@@ -54,9 +54,11 @@ N = None  # samples
 d = None  # input dimension
 C = None  # classes
 m = None  # hidden neurons
-# fetch CIFAR-100 if missing (None: the HESSLIB_DOWNLOAD environment variable)
+# fetch CIFAR-100 if missing (None: the HESSLIB_DOWNLOAD environment
+# variable)
 download = None
-# where the CIFAR-100 archive is (None: HESSLIB_CIFAR100, then the user cache)
+# where the CIFAR-100 archive is (None: HESSLIB_CIFAR100, then the user
+# cache)
 cifar_root = None
 fig1_N = None  # CIFAR-100 images in Fig. 1
 
@@ -83,7 +85,8 @@ PROFILES = {
     },  # the talk's Gaussian setting
     "paper": {"N": 5000, "d": 500, "C": 500, "m": 8},
 }
-# paper Fig. 1 (CIFAR-100 images, side in pixels after pooling) and the phase transition (pt_*)
+# paper Fig. 1 (CIFAR-100 images, side in pixels after pooling) and the
+# phase transition (pt_*)
 PROFILES["quick"] |= {
     "fig1_N": 32,
     "fig1_size": 8,
@@ -202,7 +205,9 @@ for (loss, g), s in stats.items():
         f"diagonal mass {s.diag_mass:.3f}"
     )
     mblocks = layout.group(g)[1] - layout.group(g)[0]
-    assert abs(s.diag_mass - 1 / (1 + (mblocks - 1) * s.rms_ratio**2)) < 1e-9
+    assert (
+        abs(s.diag_mass - 1 / (1 + (mblocks - 1) * s.rms_ratio**2)) < 1e-9
+    )
 
 # %% tags=["remove-cell"]
 for (loss, g), s in stats.items():
@@ -252,7 +257,9 @@ assert stats[("ce", "V")].rms_ratio < stats[("ce", "W")].rms_ratio < 1
 glue("ch01_P", layout.num_params, display=False)
 glue("ch01_num_blocks", layout.num_blocks, display=False)
 glue(
-    "ch01_mass_all_ce", hl.diag_mass_fraction(H["ce"], layout), display=False
+    "ch01_mass_all_ce",
+    hl.diag_mass_fraction(H["ce"], layout),
+    display=False,
 )
 
 # %% [markdown]
@@ -352,7 +359,9 @@ slowest = hl.core.timing.Timing(
 glue("ch01_fig1_seconds", slowest.min, display=False)
 glue(
     "ch01_fig1_timing",
-    Markdown(slowest.label.replace("median of 1 (spread ×1.00)", "one run")),
+    Markdown(
+        slowest.label.replace("median of 1 (spread ×1.00)", "one run")
+    ),
     display=False,
 )
 
@@ -437,7 +446,9 @@ for d_ in (
     cifar.d,
     32_000,
 ):  # Gaussian inputs of CIFAR-100's N and C, ratios from Grams
-    X_ = hl.gaussian_data(cfg.fig1_N, d_, 2, seed=seed + 3, device=device).X
+    X_ = hl.gaussian_data(
+        cfg.fig1_N, d_, 2, seed=seed + 3, device=device
+    ).X
     net_ = hl.one_hidden_net(d_, 8, 100, seed=seed + 4, device=device)
     d32k[d_] = hl.block_ratios_at_init(net_, X_, loss="ce")
     print(
@@ -457,7 +468,8 @@ if cifar.is_standin:
         "inputs are white noise (mean absolute correlation between two "
         f"input coordinates {corr:.3f}, the sampling noise of N = "
         f"{cfg.fig1_N} samples) and its labels are independent of them: "
-        "exactly the assumptions of the theory. The figure therefore shows "
+        "exactly the assumptions of the theory. The figure therefore "
+        "shows "
         "the block structure at the shape of CIFAR-100 (N much smaller "
         "than d, C = 100 classes), not that real images, whose pixels are "
         "strongly correlated and not centred, keep it; with the archive "
@@ -465,7 +477,8 @@ if cifar.is_standin:
     )
 else:
     text = (
-        "Real images differ from Gaussian noise in one visible way: pixels "
+        "Real images differ from Gaussian noise in one visible way: "
+        "pixels "
         "are strongly correlated (mean absolute correlation between two "
         f"input coordinates {corr:.3f} here, against {white:.3f} for "
         "Gaussian noise of the same size) and not centred, so the input "
@@ -604,7 +617,10 @@ ax.plot(
     label="measured (linear + CE, random init)",
 )
 ax.fill_between(
-    Cs_sweep, mass_sweep.min(1).values, mass_sweep.max(1).values, alpha=0.25
+    Cs_sweep,
+    mass_sweep.min(1).values,
+    mass_sweep.max(1).values,
+    alpha=0.25,
 )
 ax.plot(
     Cs_sweep,

@@ -131,7 +131,9 @@ plt.show()
 # %%
 ex21 = hl.symbolic.talk_example("2-1")
 chk21 = hl.symbolic.verify_example(ex21, seed=seed)
-display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex21, chk21.H)))
+display(
+    Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex21, chk21.H))
+)
 assert chk21.max_err < 1e-12 and chk21.pattern_ok
 
 # %% tags=["remove-cell"]
@@ -147,7 +149,9 @@ glue("ch02_zeros_ex21", chk21.num_zero, display=False)
 # each row moves one step to the right from one hidden unit to the next.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 2-1. Left: two separate chains. Middle: the link graph over the parameters — red edges join parameters on a common path (direct links); pairs without an edge are never multiplied together. Right: $|\\nabla^2\\ell|$ at a random point; the zeros are exactly the missing links.", "name": "fig-02-simo-chains"}}
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), width_ratios=[1.1, 1.1, 1])
+fig, axes = plt.subplots(
+    1, 3, figsize=(11, 3.2), width_ratios=[1.1, 1.1, 1]
+)
 hl.plot.network(ex21, ax=axes[0])
 hl.plot.links(ex21, ax=axes[1])
 hl.plot.pattern(ex21, chk21.H_exact, ax=axes[2])
@@ -164,7 +168,9 @@ plt.show()
 # %%
 ex22 = hl.symbolic.talk_example("2-2")
 chk22 = hl.symbolic.verify_example(ex22, seed=seed)
-display(Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex22, chk22.H)))
+display(
+    Math(r"\nabla^2\ell = " + hl.symbolic.hessian_latex(ex22, chk22.H))
+)
 assert chk22.max_err < 1e-12 and chk22.pattern_ok
 
 # %% tags=["remove-cell"]
@@ -185,7 +191,9 @@ glue("ch02_zeros_ex22", chk22.num_zero, display=False)
 #   made of.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Example 2-2. Left: the computation graph. Middle: link graph (red: direct, dashed grey: indirect; no edge between $v_{1,\\cdot}$ and $v_{2,\\cdot}$). Right: $|\\nabla^2\\ell|$ at a random point; the only zeros are the off-diagonal class blocks.", "name": "fig-02-simo"}}
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), width_ratios=[1.1, 1.1, 1])
+fig, axes = plt.subplots(
+    1, 3, figsize=(11, 3.4), width_ratios=[1.1, 1.1, 1]
+)
 hl.plot.network(ex22, ax=axes[0])
 hl.plot.links(ex22, ax=axes[1])
 hl.plot.pattern(ex22, chk22.H_exact, ax=axes[2])
@@ -328,7 +336,9 @@ gen = hl.make_generator(seed)
 off_diag = ~torch.eye(m, dtype=torch.bool)
 ratios = []
 for C in Cs:
-    V = torch.randn(cfg.draws, C, m, generator=gen) / m**0.5  # (draws, C, m)
+    V = (
+        torch.randn(cfg.draws, C, m, generator=gen) / m**0.5
+    )  # (draws, C, m)
     G = V.transpose(1, 2) @ V  # (draws, m, m): block norms / sqrt(d)
     off, diag = (
         G[:, off_diag].pow(2).mean(),
@@ -450,7 +460,8 @@ print(
 )
 assert chk_new.pattern_ok and chk_new.max_err < 1e-12
 assert (
-    entry[("w_{1,1}", "w_{3,1}")] == 0 and entry[("v_{1,1}", "v_{2,3}")] == 0
+    entry[("w_{1,1}", "w_{3,1}")] == 0
+    and entry[("v_{1,1}", "v_{2,3}")] == 0
 )
 
 # %% [markdown]
@@ -495,7 +506,9 @@ print(
 u, v, w = sp.symbols("u v w", real=True)
 H_chain = sp.hessian(sp.Rational(1, 2) * (u * v * w) ** 2, (u, v, w))
 display(Math(sp.latex(H_chain)))
-assert sp.simplify(H_chain[0, 1] - ((v * w) * (u * w) + u * v * w * w)) == 0
+assert (
+    sp.simplify(H_chain[0, 1] - ((v * w) * (u * w) + u * v * w * w)) == 0
+)
 assert sp.simplify(H_chain[0, 0] - (v * w) ** 2) == 0 and all(
     e != 0 for e in H_chain
 )

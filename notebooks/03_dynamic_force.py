@@ -214,7 +214,9 @@ for run, label in (
 ):
     line = ax.plot(t + 1, run.losses, lw=1.2, label=label)[0]
     tab = run.table
-    ax.plot(tab["step"] + 1, tab["loss"], "o", ms=4, color=line.get_color())
+    ax.plot(
+        tab["step"] + 1, tab["loss"], "o", ms=4, color=line.get_color()
+    )
 ax.axhline(math.log(cfg.C), ls="--", color="gray", lw=0.8)
 ax.set(
     xscale="log",
@@ -253,12 +255,16 @@ print(
 # %% tags=["remove-cell"]
 glue("ch03_steps_per_s", fast, display=False)
 glue("ch03_textbook_steps_per_s", slow, display=False)
-glue("ch03_speed_label", Markdown(speed["train_adam"].label), display=False)
+glue(
+    "ch03_speed_label", Markdown(speed["train_adam"].label), display=False
+)
 paper = PROFILES["paper"]
 glue("ch03_paper_steps", paper["steps"], display=False)
 glue("ch03_paper_ex_steps", paper["ex_steps"], display=False)
 glue("ch03_paper_seeds", paper["num_seeds"], display=False)
-paper_steps = 2 * paper["num_seeds"] * paper["steps"] + 2 * paper["ex_steps"]
+paper_steps = (
+    2 * paper["num_seeds"] * paper["steps"] + 2 * paper["ex_steps"]
+)
 glue("ch03_paper_train_min", paper_steps / fast / 60, display=False)
 
 # %% [markdown]
@@ -288,7 +294,9 @@ for row, (run, name) in zip(
     axes, ((rnd, "random"), (fit, f"N = {cfg.fit_N}"))
 ):
     for ax, s in zip(row, [s for s in run.snapshots if s.step in shown]):
-        title = f"{name}, {100 * s.step / cfg.steps:g} %\nloss {s.loss:.3g}"
+        title = (
+            f"{name}, {100 * s.step / cfg.steps:g} %\nloss {s.loss:.3g}"
+        )
         hl.plot.snapshot(s, ax=ax, boundary=Pw, title=title)
 plt.tight_layout()
 plt.show()
@@ -315,7 +323,8 @@ imgs = [
 display(
     HTML(
         "<div "
-        f'style="display:flex;flex-wrap:wrap;gap:8px">{"".join(imgs)}</div>'
+        f'style="display:flex;flex-wrap:wrap;gap:8px">'
+        f"{''.join(imgs)}</div>"
     )
 )
 
@@ -360,11 +369,14 @@ for name, s in (
         s.column_norms / s.column_norms.max()
     )  # (m, m): ‖column j of the blocks (k, ·)‖
     print(
-        f"{name}: own-column share {s.hwv.own_column_fraction:.3f}; column "
+        f"{name}: own-column share {s.hwv.own_column_fraction:.3f}; "
+        f"column "
         "norms / max:"
     )
     print(
-        np.array2string(M.numpy()[:8, :8], precision=2, suppress_small=True)
+        np.array2string(
+            M.numpy()[:8, :8], precision=2, suppress_small=True
+        )
     )
 assert rnd.snapshots[0].hwv.own_column_fraction > 0.9
 
@@ -489,7 +501,9 @@ glue("ch03_fit_slope", float(fit_slope[0]), display=False)
 f0, f1 = fit.snapshots[0], fit.snapshots[-1]
 glue("ch03_fit_res_init", f0.hwv.residual, display=False)
 glue("ch03_fit_res_final", f1.hwv.residual, display=False)
-glue("ch03_fit_res_ratio", f1.hwv.residual / f0.hwv.residual, display=False)
+glue(
+    "ch03_fit_res_ratio", f1.hwv.residual / f0.hwv.residual, display=False
+)
 glue(
     "ch03_res_drop",
     1 - last.hwv.residual / first.hwv.residual,
@@ -583,7 +597,9 @@ rows = [
 for k in tqdm(range(1, cfg.num_seeds), desc="more draws"):
     s = seed + 1000 * k  # disjoint seed streams per draw
     d_k = hl.gaussian_data(cfg.N, cfg.d, cfg.C, seed=s, device=device)
-    net_k = hl.one_hidden_net(cfg.d, cfg.m, cfg.C, seed=s + 1, device=device)
+    net_k = hl.one_hidden_net(
+        cfg.d, cfg.m, cfg.C, seed=s + 1, device=device
+    )
     for name, n in (("random", cfg.N), ("fit", cfg.fit_N)):
         r = ch.track_run(
             net_k,
@@ -665,7 +681,9 @@ assert (
 assert all(
     (draws["share_final"] < draws["share_init"]).tolist()
 )  # its share falls, always
-assert hi("random", "own_final") < 0.5 and lo("random", "norm_vv_ratio") > 10
+assert (
+    hi("random", "own_final") < 0.5 and lo("random", "norm_vv_ratio") > 10
+)
 assert max(hi(r, "ratio_ww_final") for r in ("random", "fit")) < 0.5
 
 # %% [markdown]
@@ -821,7 +839,11 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
 for ax, s in zip(axes, (deep_snaps[0], deep_snaps[-1])):
     names = ["W1", "W2", "W3", "W4"]
     hl.plot.block_norm_map(
-        s.layer_norms, ax=ax, log=True, labels=names, title=f"step {s.step}"
+        s.layer_norms,
+        ax=ax,
+        log=True,
+        labels=names,
+        title=f"step {s.step}",
     )
 plt.tight_layout()
 plt.show()
@@ -951,7 +973,8 @@ teach = ch.track_run(
 )
 t_sum = ch.run_summary(teach)
 print(
-    f"the teacher uses {int(y_teacher.unique().numel())} of {cfg.C} classes"
+    f"the teacher uses {int(y_teacher.unique().numel())} of {cfg.C} "
+    f"classes"
 )
 print(
     {

@@ -457,7 +457,9 @@ for k in ch.SWEEP_KEYS:
     for name, fit in (("slope", fits[k]), ("pslope", fits_pred[k])):
         for attr in ("slope", "low", "high"):
             glue(
-                f"ch04_{name}_{k}_{attr}", getattr(fit, attr), display=False
+                f"ch04_{name}_{k}_{attr}",
+                getattr(fit, attr),
+                display=False,
             )
 
 # %% tags=["remove-cell"]
@@ -498,7 +500,9 @@ for key, label, color in (
     )
 gamma = cfg.d / cfg.N
 limit = np.sqrt((gamma * np.e**2 + 1) / (gamma * np.e + 1))
-axes[0].axhline(limit, color="grey", lw=0.8, label="case 2, large-$C$ limit")
+axes[0].axhline(
+    limit, color="grey", lw=0.8, label="case 2, large-$C$ limit"
+)
 axes[0].plot(Cs, Cs / (Cs - 1), "k:", label="talk: $C/(C-1)$")
 axes[1].axhline(1.0, color="k", ls=":", label="talk: 1")
 axes[0].set_ylabel("$C \\cdot r$ (class blocks)")
@@ -519,7 +523,8 @@ for key, e in err.items():
         f"{np.array2string(e, precision=3)}"
     )
 assert all(
-    np.abs(err[k]).max() < 0.1 for k in ("case2_vv", "case3_ww", "case4_ww")
+    np.abs(err[k]).max() < 0.1
+    for k in ("case2_vv", "case3_ww", "case4_ww")
 )
 assert (
     err["case4_vv"][-1] < -0.05
@@ -558,7 +563,9 @@ glue(
     float(Cr_last * (1 - 1 / Cs[-1]) - 1),
     display=False,
 )  # (C-1) r - 1
-glue("ch04_limit_gap_case2", float(abs(Cr_last / limit - 1)), display=False)
+glue(
+    "ch04_limit_gap_case2", float(abs(Cr_last / limit - 1)), display=False
+)
 
 # %% [markdown]
 # **The second-moment prediction holds for three of the four curves.** Over the whole range
@@ -680,7 +687,9 @@ for C in cfg.heat_Cs:
     W, V = net.W.detach(), net.V.detach()
     heat[C] = (
         hl.hidden_layer_hessian(X, W, V, loss="ce"),
-        hl.output_layer_hessian(X, W, V, loss="ce", classes=min(C, K_shown)),
+        hl.output_layer_hessian(
+            X, W, V, loss="ce", classes=min(C, K_shown)
+        ),
     )
     r_dense = hl.block_ratio(
         heat[C][0], hl.BlockLayout.uniform([("W", cfg.m, cfg.d)])
@@ -1078,7 +1087,9 @@ unit = hl.core.timing.time_call(
     **reps,
 )
 unit_rate = 6 * cfg.N**2 * C_top / unit.median  # multiply-adds per second
-print(f"one sweep point at C = {C_top}: {unit.median:.2f} s ({unit.label})")
+print(
+    f"one sweep point at C = {C_top}: {unit.median:.2f} s ({unit.label})"
+)
 
 # %% tags=["remove-cell"]
 work = {
@@ -1094,7 +1105,8 @@ load = os.getloadavg()[0]
 glue(
     "ch04_clock_label",
     Markdown(
-        f"this machine, {torch.get_num_threads()} thread(s), load {load:.1f}"
+        f"this machine, {torch.get_num_threads()} thread(s), load "
+        f"{load:.1f}"
     ),
     display=False,
 )

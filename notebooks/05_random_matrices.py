@@ -141,7 +141,10 @@ PROFILES = {
     },
 }
 cfg = hl.resolve_profile(
-    profile, PROFILES, wigner_samples=wigner_samples, gap_samples=gap_samples
+    profile,
+    PROFILES,
+    wigner_samples=wigner_samples,
+    gap_samples=gap_samples,
 )
 device = hl.default_device()
 print("device:", hl.device_name(device))
@@ -198,7 +201,12 @@ assert ks_sc < 0.02 and abs(m2_sc - 1 - 1 / cfg.wig_n) < 0.01
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eigenvalues of Wigner matrices (histogram over all draws) and the semicircle density (red). Size and number of draws are given in the text.", "name": "fig-05-semicircle"}}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 hl.plot.spectrum_histogram(
-    ax, wig, grid=grid_sc, density=rho_sc, bins=90, curve_label="semicircle"
+    ax,
+    wig,
+    grid=grid_sc,
+    density=rho_sc,
+    bins=90,
+    curve_label="semicircle",
 )
 ax.legend(fontsize=8)
 plt.show()
@@ -239,7 +247,8 @@ for gamma in (0.25, 2.0):
     )  # numerically zero
     mp[gamma] = (eigs, zero, hl.rmt.marchenko_pastur_atom(gamma))
     print(
-        f"gamma = {gamma}: fraction of zero eigenvalues {zero:.4f}, MP atom "
+        f"gamma = {gamma}: fraction of zero eigenvalues {zero:.4f}, MP "
+        f"atom "
         f"{mp[gamma][2]:.4f}"
     )
 assert mp[2.0][1] == mp[2.0][2] == 0.5 and mp[0.25][1] == 0.0
@@ -590,7 +599,9 @@ if cfg.profile != "quick":  # three values of N are too few for a slope
 # %% tags=["remove-cell"]
 for name, fit in (("gap", fit_gap), ("rms", fit_rms)):
     for attr in ("slope", "low", "high"):
-        glue(f"ch05_slope_{name}_{attr}", getattr(fit, attr), display=False)
+        glue(
+            f"ch05_slope_{name}_{attr}", getattr(fit, attr), display=False
+        )
 
 # %% tags=["remove-cell"]
 glue("ch05_naive_over_gap", float(naive_se[-1] / delta[-1]), display=False)
@@ -622,7 +633,8 @@ for fit, color in ((fit_gap, "tab:blue"), (fit_rms, "tab:orange")):
         np.exp(fit.intercept) * Ns**fit.slope,
         color=color,
         lw=1,
-        label=f"fit: slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]",
+        label=f"fit: slope {fit.slope:.2f} "
+        f"[{fit.low:.2f}, {fit.high:.2f}]",
     )
 for slope, ls in ((-0.5, ":"), (-1.0, "--")):
     ax.plot(
@@ -740,7 +752,9 @@ glue(
 # %% tags=["remove-cell"]
 glue("ch05_mom_C", C_big, display=False)
 glue("ch05_mom_case4_meas", r4.ratio[0] / r4.ratio[2] - 1, display=False)
-glue("ch05_mom_case4_dec", abs(r4.ratio[1] / r4.ratio[2] - 1), display=False)
+glue(
+    "ch05_mom_case4_dec", abs(r4.ratio[1] / r4.ratio[2] - 1), display=False
+)
 glue("ch05_mom_N", cfg.mom_N, display=False)
 glue("ch05_mom_d", cfg.mom_d, display=False)
 glue("ch05_mom_draws", cfg.mom_draws, display=False)
@@ -842,7 +856,9 @@ ax.plot(
     lw=1,
     label="exact eigenvalues, same blur",
 )
-ax.plot(spec.grid, law_s.density, color="tab:red", lw=1, label="GMP density")
+ax.plot(
+    spec.grid, law_s.density, color="tab:red", lw=1, label="GMP density"
+)
 ax.set_xlabel("eigenvalue")
 ax.set_ylabel("density")
 ax.legend(fontsize=8)

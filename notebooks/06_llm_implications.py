@@ -127,8 +127,10 @@ cfg = hl.resolve_profile(
     train_seeds=train_seeds,
     vocab_max_log2=vocab_max_log2,
 )
-# the GPT and CNN of sections 2-4 (and the Lanczos settings of every SLQ here): one table
-# shared with `python -m hesslib.cli slq`, so that its spectra files are of exactly these models
+# the GPT and CNN of sections 2-4 (and the Lanczos settings of every SLQ
+# here): one table
+# shared with `python -m hesslib.cli slq`, so that its spectra files are of
+# exactly these models
 overrides = dict(steps=slq_steps, probes=slq_probes, verbose=True)
 slq = {
     model: hl.nets.spectra_settings(model, profile, **overrides)
@@ -140,7 +142,10 @@ if (
 ):  # small models: extra intra-op threads cost more than they give
     torch.set_num_threads(1)
 print(
-    "device:", hl.device_name(device), "| threads:", torch.get_num_threads()
+    "device:",
+    hl.device_name(device),
+    "| threads:",
+    torch.get_num_threads(),
 )
 t_start, cpu_start = time.perf_counter(), time.process_time()
 
@@ -170,7 +175,9 @@ tiny_data = hl.nets.token_windows(
     device=device,
     name="Zen of Python",
 )
-tiny = hl.nets.gpt(16, num_layers=cfg.tiny_layers, seed=seed, device=device)
+tiny = hl.nets.gpt(
+    16, num_layers=cfg.tiny_layers, seed=seed, device=device
+)
 f_tiny, theta0 = hl.flat_loss(tiny, tiny_data.X, tiny_data.y, "ce")
 layouts = {
     "module": hl.nets.gpt_layout(tiny, by="module"),
@@ -289,12 +296,14 @@ pairs = {
     for when, H in (("init", H0), ("trained", HT))
 }
 rank = {
-    when: list(pm).index(ch.PAPER_PAIRING) + 1 for when, pm in pairs.items()
+    when: list(pm).index(ch.PAPER_PAIRING) + 1
+    for when, pm in pairs.items()
 }
 for when, pm in pairs.items():
     print(
         f"{when:>7}: the paper's boxes rank {rank[when]} of {len(pm)} "
-        f"({pm[ch.PAPER_PAIRING]:.3f}; worst pairing {min(pm.values()):.3f})"
+        f"({pm[ch.PAPER_PAIRING]:.3f}; worst pairing "
+        f"{min(pm.values()):.3f})"
     )
 assert len(pairs["init"]) == 15 and rank["trained"] == 1
 
@@ -416,7 +425,9 @@ for m, c in cmp.items():
                 display=False,
             )
     for stat in ("median", "lo", "hi"):
-        glue(f"ch06_{m}_ratio_{stat}", getattr(c.ratio, stat), display=False)
+        glue(
+            f"ch06_{m}_ratio_{stat}", getattr(c.ratio, stat), display=False
+        )
         glue(
             f"ch06_{m}_speedup_{stat}",
             getattr(c.speedup, stat),
@@ -424,7 +435,9 @@ for m, c in cmp.items():
         )
     glue(f"ch06_{m}_verdict", c.verdict, display=False)
     glue(
-        f"ch06_{m}_lr_interior", "yes" if c.interior else "no", display=False
+        f"ch06_{m}_lr_interior",
+        "yes" if c.interior else "no",
+        display=False,
     )
 acc = {
     o: hl.train.seed_spread(grids["cnn"].accuracies(o))
@@ -440,7 +453,9 @@ for ax, (m, g) in zip(axes, grids.items()):
         runs = g.best(opt)
         L = np.array([r.losses for r in runs])  # (seeds, checkpoints)
         t = runs[0].steps
-        label = f"{'SGD' if opt == 'sgd' else 'Adam'}, lr {g.best_lr(opt):g}"
+        label = (
+            f"{'SGD' if opt == 'sgd' else 'Adam'}, lr {g.best_lr(opt):g}"
+        )
         ax.plot(t, np.median(L, 0), color=color, label=label)
         ax.fill_between(t, L.min(0), L.max(0), color=color, alpha=0.25)
     ax.set_xlabel("step")
@@ -506,7 +521,9 @@ small_grid = hl.train.lr_grid_search(
     seeds=seeds,
     tune_seeds=cfg.tune_seeds, steps=cfg.train_steps,
     batch_size=cfg.gpt_batch,
-    eval_every=max(cfg.train_steps // 20, 1), clip=small.clip, progress=tqdm,
+    eval_every=max(cfg.train_steps // 20, 1),
+    clip=small.clip,
+    progress=tqdm,
 )  # fmt: skip
 small_cmp = ch.compare(small_grid)
 half = hl.train.seed_spread(
@@ -549,10 +566,14 @@ paper_gpt = hl.nets.spectra_settings("gpt", "paper")
 glue("ch06_paper_gpt_layers", paper_gpt.num_layers, display=False)
 glue("ch06_paper_gpt_width", paper_gpt.width, display=False)
 glue(
-    "ch06_paper_train_steps", PROFILES["paper"]["train_steps"], display=False
+    "ch06_paper_train_steps",
+    PROFILES["paper"]["train_steps"],
+    display=False,
 )
 glue(
-    "ch06_paper_train_seeds", PROFILES["paper"]["train_seeds"], display=False
+    "ch06_paper_train_seeds",
+    PROFILES["paper"]["train_seeds"],
+    display=False,
 )
 
 # %% [markdown]
@@ -621,7 +642,9 @@ for (m, when), (neg, pos) in tails.items():
         f"{m.upper()} {when:>7}: mass beyond ±5 % of max|λ|: "
         f"negative {neg:.3f}, positive {pos:.3f}"
     )
-print("JS distance between the scaled full spectra of GPT and CNN:", full_js)
+print(
+    "JS distance between the scaled full spectra of GPT and CNN:", full_js
+)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Full-Hessian spectra (SLQ over all parameters) of the GPT and the CNN, each on its own dimensionless axis $\\lambda/\\lambda_{\\mathrm{rms}}$, at initialisation (left) and after Adam training (right); log density.", "name": "fig-06-full-spectra"}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
@@ -685,7 +708,8 @@ for m, pb in problems.items():
     second[m] = None if split else slq_blocks(m, pb, seed + 1)
     print(
         f"{m.upper()}: P = {pb.layout.num_params}, {pb.data.name}, "
-        f"{len(spec[m].names)} blocks, {spec[m].num_matvecs} batched HVPs, "
+        f"{len(spec[m].names)} blocks, {spec[m].num_matvecs} batched "
+        f"HVPs, "
         f"{spec[m].seconds:.1f} s, JS0 = {spec[m].js0:.3f}"
     )
 gpt_spec, cnn_spec = spec["gpt"], spec["cnn"]
@@ -724,7 +748,9 @@ OUTER = {"gpt": ("wte", "wpe", "lm_head"), "cnn": ("conv1", "fc")}
 est = {}
 for m in ("gpt", "cnn"):
     for part, drop in (("all", ()), ("hidden", OUTER[m])):
-        est[m, part] = hl.spectral.js_estimate(spec[m], second[m], drop=drop)
+        est[m, part] = hl.spectral.js_estimate(
+            spec[m], second[m], drop=drop
+        )
 for (m, part), e in est.items():
     print(
         f"{m.upper()} {part:6}: JS0 {e.js0:.3f} (second probe set "
@@ -773,7 +799,9 @@ glue(
 for p in ("all", "hidden"):
     glue(f"ch06_js0_{p}_gap", gap[p], display=False)
     glue(f"ch06_js0_{p}_gap_floors", gap[p] / floor[p], display=False)
-how = "two halves of its probes" if second["gpt"] is None else "a second run"
+how = (
+    "two halves of its probes" if second["gpt"] is None else "a second run"
+)
 glue("ch06_js0_probes_split", how, display=False)
 for when in ("init", "trained"):
     glue(f"ch06_full_js_{when}", full_js[when], display=False)
@@ -942,7 +970,10 @@ BLOCKS = {
     (1, "paper"): ("gpt", ["wte", f"L{k3}.Q", f"L{k3}.V", f"L{k3}.fc_in"]),
     (1, "other"): ("gpt", ["lm_head", "L0.K", "L0.O", "L0.fc_out"]),
     (2, "paper"): ("cnn", ["conv1", "conv2", "conv3", "conv4"]),
-    (2, "other"): ("cnn", [f"conv{n_conv - i}" for i in (2, 1, 0)] + ["fc"]),
+    (2, "other"): (
+        "cnn",
+        [f"conv{n_conv - i}" for i in (2, 1, 0)] + ["fc"],
+    ),
 }
 
 
@@ -1013,12 +1044,18 @@ for k, rep in report.items():
         f"{k!s:8} {max(rep.problem.block_kappas):8.1f} {c.r:9.3g} "
         f"{c.complexity():9.3g} | {finals}"
     )
-for k, rep in report.items():  # the bounds of Prop. 1 / Thm. 1 and Theorem 2
+for (
+    k,
+    rep,
+) in report.items():  # the bounds of Prop. 1 / Thm. 1 and Theorem 2
     assert rep.rate["GD"] <= rep.predicted[0] + 1e-3
     assert rep.rate["blockwise GD"] <= rep.predicted[1] + 1e-3
     assert rep.check.holds_proof
-speed = {k: {n: report[k].speedup(n) for n in report[k].rate} for k in cases}
-# heterogeneous case: blockwise GD and Adam (β2 = 1) are more than 10x faster than GD
+speed = {
+    k: {n: report[k].speedup(n) for n in report[k].rate} for k in cases
+}
+# heterogeneous case: blockwise GD and Adam (β2 = 1) are more than 10x
+# faster than GD
 assert (
     report[3].runs["blockwise GD"].final < 1e-12
     and speed[3]["Adam, β2 = 1"] > 10
@@ -1033,7 +1070,10 @@ for ax, (k, q) in zip(axes.flat, cases.items()):
         g = r.gaps.clone()
         g[g <= 0] = float("nan")
         ax.semilogy(
-            g.numpy(), label=name, lw=1.3, ls="--" if "mini" in name else "-"
+            g.numpy(),
+            label=name,
+            lw=1.3,
+            ls="--" if "mini" in name else "-",
         )
     ax.set_ylim(1e-16, 3)
     kl = max(q.block_kappas)
@@ -1114,7 +1154,9 @@ glue("ch06_quad_steps", cfg.quad_steps, display=False)
 glue("ch06_quad_dim", cfg.quad_dim, display=False)
 glue("ch06_trained_probes", cfg.trained_probes, display=False)
 glue(
-    "ch06_case1_layer_word", ["first", "second", "third"][k3], display=False
+    "ch06_case1_layer_word",
+    ["first", "second", "third"][k3],
+    display=False,
 )
 glue("ch06_r_trials", cfg.r_trials, display=False)
 glue("ch06_r_frac100", frac, display=False)
@@ -1248,7 +1290,9 @@ glue(
     display=False,
 )
 glue(
-    "ch06_mini_loss", float(curves["Adam-mini partition"][-1]), display=False
+    "ch06_mini_loss",
+    float(curves["Adam-mini partition"][-1]),
+    display=False,
 )
 glue("ch06_mini_state_head", states["section-1 blocks"], display=False)
 glue("ch06_mini_state", states["Adam-mini partition"], display=False)
@@ -1260,7 +1304,10 @@ glue("ch06_tiny_blocks_mini", B_mini, display=False)
 fig, ax = plt.subplots(figsize=(5.8, 3.6))
 for (name, c), ls in zip(curves.items(), ("-", "--", ":")):
     ax.plot(
-        c.numpy(), ls, lw=1.5, label=f"{name} ({states[name]} state numbers)"
+        c.numpy(),
+        ls,
+        lw=1.5,
+        label=f"{name} ({states[name]} state numbers)",
     )
 ax.set_xlabel("step")
 ax.set_ylabel("training loss (CE)")
@@ -1281,7 +1328,9 @@ plt.show()
 
 # %%
 with torch.device("meta"):  # shapes only, no memory
-    gpt2_small = hl.nets.GPT(50257, 1024, 768, 12, 3072, 12, layernorm=True)
+    gpt2_small = hl.nets.GPT(
+        50257, 1024, 768, 12, 3072, 12, layernorm=True
+    )
 P_gpt2 = sum(p.numel() for p in gpt2_small.parameters())
 B_gpt2 = hl.nets.adam_mini_num_blocks(gpt2_small)
 mem = {
@@ -1383,7 +1432,9 @@ spread = [
     for c in cs
 ]
 gap_cs = [c for c in cs if dial[c].verdict == "Adam better"]
-assert dial[c_hi].accuracy("adam").median > dial[c_hi].accuracy("sgd").median
+assert (
+    dial[c_hi].accuracy("adam").median > dial[c_hi].accuracy("sgd").median
+)
 
 # %% tags=["remove-cell"]
 glue("ch06_dial_c_hi", c_hi, display=False)
@@ -1394,10 +1445,14 @@ glue("ch06_dial_images", cfg.dial_images, display=False)
 glue("ch06_dialb_js0_lo", dial[c_lo].spectra.js0, display=False)
 glue("ch06_dialb_js0_hi", dial[c_hi].spectra.js0, display=False)
 glue(
-    "ch06_dialb_js0_max", max(dial[c].spectra.js0 for c in cs), display=False
+    "ch06_dialb_js0_max",
+    max(dial[c].spectra.js0 for c in cs),
+    display=False,
 )
 glue(
-    "ch06_dialb_js0_min", min(dial[c].spectra.js0 for c in cs), display=False
+    "ch06_dialb_js0_min",
+    min(dial[c].spectra.js0 for c in cs),
+    display=False,
 )
 glue("ch06_dialb_top_growth", max(top_all) / top_all[0], display=False)
 glue("ch06_dialb_spread_lo", spread[0], display=False)
@@ -1430,7 +1485,10 @@ for opt, label in (("sgd", "SGD"), ("adam", "Adam")):
     acc_s = [dial[c].accuracy(opt) for c in cs]
     med = np.array([a.median for a in acc_s])
     err = np.array(
-        [[a.median - a.lo for a in acc_s], [a.hi - a.median for a in acc_s]]
+        [
+            [a.median - a.lo for a in acc_s],
+            [a.hi - a.median for a in acc_s],
+        ]
     )
     axes[2].errorbar(cs, med, yerr=err, fmt="o-", capsize=3, label=label)
 axes[2].set_ylabel("test accuracy after the budget")
@@ -1582,7 +1640,9 @@ timed = hl.core.time_call(
 vocab.append(last[-1])
 print(f"C = {Cs[-1]}: {timed.median:.2f} s ({timed.label})")
 ratio = torch.tensor([s.rms_ratio for s in vocab], dtype=torch.float64)
-pred = torch.tensor([s.predicted_ratio for s in vocab], dtype=torch.float64)
+pred = torch.tensor(
+    [s.predicted_ratio for s in vocab], dtype=torch.float64
+)
 big = torch.tensor(Cs) >= 16
 slope = float(
     np.polyfit(np.log(Cs)[big.numpy()], np.log(ratio[big].numpy()), 1)[0]
@@ -1661,7 +1721,9 @@ head_data = hl.nets.token_windows(
     vocab_size=V,
     device=device,
 )
-freq = torch.bincount(head_data.y, minlength=head_data.num_classes).double()
+freq = torch.bincount(
+    head_data.y, minlength=head_data.num_classes
+).double()
 seen = freq > 0
 head = {}
 for when, net in (
@@ -1676,7 +1738,9 @@ for when, net in (
         f"x{float(head[when].max() / head[when].min()):.1f}"
     )
 corr = hl.core.log_correlation(freq[seen].numpy(), head["trained"].numpy())
-print(f"trained: correlation of log frequency and log block norm {corr:.2f}")
+print(
+    f"trained: correlation of log frequency and log block norm {corr:.2f}"
+)
 assert float(head["trained"].max() / head["trained"].min()) > 1
 
 # %% tags=["remove-cell"]
@@ -1712,7 +1776,9 @@ elapsed = hl.core.Timing(
 )
 glue("ch06_minutes", elapsed.median / 60, display=False)
 glue(
-    "ch06_cpu_minutes", (time.process_time() - cpu_start) / 60, display=False
+    "ch06_cpu_minutes",
+    (time.process_time() - cpu_start) / 60,
+    display=False,
 )
 glue(
     "ch06_minutes_label",
@@ -1785,7 +1851,9 @@ assert steps_needed <= bound + 1
 
 # %% tags=["solution", "hide-cell"] mystnb={"code_prompt_show": "Check the solution", "code_prompt_hide": "Hide the check"}
 spec1 = dial[c_lo].spectra
-scaled = [hl.slq_density((1000 * s.nodes, s.weights)) for s in spec1.spectra]
+scaled = [
+    hl.slq_density((1000 * s.nodes, s.weights)) for s in spec1.spectra
+]
 D_scaled = hl.pairwise_js(scaled, grid=hl.spectral.union_grid(scaled))
 print(
     "max change of the JS matrix under a common scaling: "
@@ -1810,6 +1878,7 @@ for name, spec in (("GPT", gpt_spec), ("CNN", cnn_spec)):
     flattest = spec.names[int(tops.argmin())]
     print(
         f"{name}: sharpest/flattest top eigenvalue = "
-        f"{float(tops.max() / tops.min()):.1f} (flattest block: {flattest})"
+        f"{float(tops.max() / tops.min()):.1f} (flattest block: "
+        f"{flattest})"
     )
     assert float(tops.max() / tops.min()) >= 1
