@@ -231,7 +231,9 @@ def topk_table(args, f, theta, ops, exact) -> dict:
         vals = torch.as_tensor(vals, dtype=torch.float64).cpu().sort(descending=True).values
         err = float((vals[:k] - ref.cpu()[: len(vals)]).abs().max()) if len(vals) else math.inf
         rows[n] = {**_stats(times[n]), "matvecs": int(used), "max_eigenvalue_error": err}
-    return {"k": k, "matvec_budget": budget, "rows": rows}
+    note = ("hesslib: one direction per step, the peers' Krylov space size (equal steps); "
+            "hesslib_block: k directions per step, fewer steps for the same products")  # fmt: skip
+    return {"k": k, "matvec_budget": budget, "rows": rows, "note": note}
 
 
 def hvps_per_second(args, have) -> dict:

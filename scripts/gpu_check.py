@@ -33,13 +33,14 @@ STEPS = [
                     "-m", "not book and not browser", "tests"], 0.05),
     *[(f"chapter {nn} (paper)", [PY, "book/_ext/bookbuild.py", "run", nn, "--profile", "paper"],
        share) for nn, share in
-      [("01", 0.08), ("02", 0.04), ("03", 0.15), ("04", 0.12), ("05", 0.08), ("06", 0.18)]],
+      [("01", 0.08), ("02", 0.04), ("03", 0.13), ("04", 0.12), ("05", 0.08), ("06", 0.16)]],
     ("bench_hessian", [PY, "benchmarks/bench_hessian.py", "--json", "--device", "cuda",
                        "--repeat", "1"], 0.08),
     ("bench_peers", [PY, "benchmarks/bench_peers.py", "--json", "--device", "cuda",
                      "--repeats", "1", "--spectra-repeats", "1"], 0.14),
     ("bench_slq", [PY, "benchmarks/bench_slq.py", "--json", "--device", "cuda"], 0.04),
     ("bench_fig1", [PY, "benchmarks/bench_fig1.py", "--json"], 0.04),
+    ("bench_distributed", [PY, "benchmarks/bench_distributed.py", "--json", "--repeat", "1"], 0.04),
 ]  # fmt: skip
 
 

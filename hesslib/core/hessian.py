@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 ScalarFn = Callable[[torch.Tensor], torch.Tensor]
-METHODS = ("auto", "hvp")
+_METHODS = ("auto", "hvp")
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +177,8 @@ def _reverse_over_reverse(t: torch.Tensor, g: torch.Tensor):
     def mv(V: torch.Tensor) -> torch.Tensor:
         if not g.requires_grad:  # the gradient does not depend on theta: H = 0
             return torch.zeros_like(V)
+        if V.shape[1] == 1:  # one direction: no vmap (1.8x on the chapter-06 GPT)
+            return torch.autograd.grad(g, t, V[:, 0], retain_graph=True)[0][:, None]
         HV = torch.autograd.grad(g, t, V.T, is_grads_batched=True, retain_graph=True)[0]
         return HV.T  # (P, k)
 
@@ -189,10 +191,11 @@ def _forward_over_reverse(f: ScalarFn, theta: torch.Tensor):
 
 
 def _tuned(f: _FlatLoss, theta: torch.Tensor, state: dict):
-    """The faster of the two batched HVPs, measured once on the first block of at least four
-    directions (after a small untimed warm-up of each) and kept in ``state``. Which one wins
-    depends on the model: measured on a quiet 2-core CPU at 32 directions, reverse-over-reverse
-    84 vs 69 HVP/s on the chapter-06 GPT, forward-over-reverse 83 vs 44 on the CNN."""
+    """The faster of the two batched HVPs, measured once on (up to 32 columns of) the first
+    block of at least four directions — untimed warm-up, then two rounds alternating, best of
+    each — and kept in ``state``. The winner depends on the model: at 32 directions on a quiet
+    2-core CPU, reverse-over-reverse 84-88 vs 68-69 HVP/s on the chapter-06 GPT; on the CNN the
+    two are within 15 % of each other and the order changes from run to run."""
     if "graph" not in state:
         state["graph"] = _gradient_graph(f, theta)
     methods = {"rr": _reverse_over_reverse(*state["graph"]), "fwd": _forward_over_reverse(f, theta)}
@@ -200,14 +203,16 @@ def _tuned(f: _FlatLoss, theta: torch.Tensor, state: dict):
     def mv(V: torch.Tensor) -> torch.Tensor:
         if "method" in state or V.shape[1] < 4:
             return methods[state.get("method", "rr")](V)
-        seconds, out = {}, None
-        for name, call in methods.items():
-            call(V[:, :2])  # warm-up: first-use costs are not the method's
-            t0 = time.perf_counter()
-            out = call(V)
-            seconds[name] = time.perf_counter() - t0
+        seconds, probe = {name: float("inf") for name in methods}, V[:, :32]
+        for call in methods.values():
+            call(probe)  # first-use costs are not the method's
+        for _ in range(2):
+            for name, call in methods.items():
+                t0 = time.perf_counter()
+                call(probe)
+                seconds[name] = min(seconds[name], time.perf_counter() - t0)
         state["method"] = min(seconds, key=seconds.get)
-        return out
+        return methods[state["method"]](V)
 
     return mv
 
@@ -263,6 +268,7 @@ def hvp(
             budget=memory_budget(theta.device, max_bytes),
             what=f"a batched HVP of {V.shape[1]} directions",
             device=theta.device,
+            max_chunk=64,  # wider passes only add memory: the work is per direction
         )
     HV = torch.cat([mv(V[:, i : i + k]) for i in range(0, V.shape[1], k)], dim=1)
     return HV.reshape(v.shape)
@@ -273,17 +279,10 @@ def _hvp_columns(f: ScalarFn, theta: torch.Tensor, chunk_size, max_bytes) -> tor
     P, item = theta.shape[0], theta.element_size()
     mv = _hvp_block(f, theta, structured=False)
     per = _work_per_direction(f, theta, structured=False)
-    k = plan_chunk(
-        P,
-        per_item=per,
-        budget=memory_budget(theta.device, max_bytes),
-        fixed=per // HVP_BYTES_PER_FORWARD,
-        result=P * P * item,
-        what=f"a dense {P}x{P} Hessian",
-        device=theta.device,
-        chunk_size=chunk_size,
-        max_chunk=256,
-    )
+    budget, what = memory_budget(theta.device, max_bytes), f"a dense {P}x{P} Hessian"
+    k = plan_chunk(P, per_item=per, budget=budget, fixed=per // HVP_BYTES_PER_FORWARD,
+                   result=P * P * item, device=theta.device, what=what,
+                   chunk_size=chunk_size, max_chunk=256)  # fmt: skip
     H = torch.empty(P, P, dtype=theta.dtype, device=theta.device)
     for c0 in range(0, P, k):
         c1 = min(P, c0 + k)
@@ -334,8 +333,8 @@ def full_hessian(
             not fit, with both byte counts.
     """
     _check_point(f, theta)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     P = theta.shape[0]
     what = f"a dense {P}x{P} Hessian"
     check_memory(P * P * theta.element_size(), what=what, device=theta.device, max_bytes=max_bytes)

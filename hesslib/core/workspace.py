@@ -27,20 +27,15 @@ from torch.utils._pytree import tree_leaves
 
 from .checks import check_positive_int
 
-__all__ = [
-    "HVP_BYTES_PER_FORWARD",
-    "available_memory",
-    "check_memory",
-    "forward_bytes",
-    "memory_budget",
-    "plan_chunk",
-]
+# available_memory and check_memory live here but are exported by hesslib.core.hessian, their
+# historical home (closed forms, nets and distributed import them from there).
+__all__ = ["HVP_BYTES_PER_FORWARD", "forward_bytes", "memory_budget", "plan_chunk"]
 
 #: Bytes of work per direction of a batched HVP, in units of the forward pass's intermediates.
 HVP_BYTES_PER_FORWARD = 8
 
 #: What to use instead of a dense Hessian that does not fit (every name exists in ``hesslib``).
-ALTERNATIVES = (
+_ALTERNATIVES = (
     "use blockwise quantities instead of the dense Hessian (hesslib.output_block_norms_gram for "
     "block norms, hesslib.hvp with hesslib.slq or hesslib.blockwise_spectra for spectra, "
     "hesslib.spectral.top_eigenpairs for the outliers), float32, or a larger max_bytes"
@@ -103,7 +98,7 @@ def check_memory(
         work = f" plus {_gib(work_bytes)} of work" if work_bytes else ""
         raise MemoryError(
             f"{what} needs {_gib(num_bytes)} for the result{work} but the budget on {device} "
-            f"is {_gib(budget)}; {ALTERNATIVES}"
+            f"is {_gib(budget)}; {_ALTERNATIVES}"
         )
 
 

@@ -28,7 +28,7 @@ from ..core.checks import check_positive_int
 
 __all__ = ["Eigenpairs", "top_eigenpairs"]
 
-WHICH = ("largest", "smallest", "magnitude")
+_WHICH = ("largest", "smallest", "magnitude")
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +88,8 @@ def _check(dim, k, which, block_size, max_basis, tol):
     check_positive_int("k", k)
     if k > dim:
         raise ValueError(f"k must be <= dim = {dim}, got {k}")
-    if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    if which not in _WHICH:
+        raise ValueError(f"which must be one of {_WHICH}, got {which!r}")
     b = check_positive_int("block_size", block_size) if block_size is not None else k
     M = max_basis if max_basis is not None else max(4 * (k + b), 24)
     check_positive_int("max_basis", M)
