@@ -8,7 +8,7 @@ PROFILE ?= default
 NB ?=
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup:  ## create/update .venv from requirements-lock.txt (no-op when up to date)
 	@bash scripts/setup.sh

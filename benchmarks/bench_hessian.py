@@ -20,6 +20,7 @@ import argparse
 import json
 
 import torch
+from setting import add_setting_args
 
 import hesslib as hl
 from hesslib.core import workspace
@@ -97,10 +98,7 @@ def bench_reference(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--N", type=int, default=5000)
-    ap.add_argument("--d", type=int, default=500)
-    ap.add_argument("--C", type=int, default=500)
-    ap.add_argument("--m", type=int, default=8)
+    add_setting_args(ap)
     ap.add_argument("--loss", choices=hl.core.LOSSES, default="ce")
     ap.add_argument("--loop-columns", type=int, default=40)
     ap.add_argument("--hvp-columns", type=int, default=256)

@@ -36,6 +36,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from setting import add_setting_args
 
 import hesslib as hl
 from hesslib.core.timing import compare_timings
@@ -268,10 +269,7 @@ def hvps_per_second(args, have) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--N", type=int, default=5000)
-    ap.add_argument("--d", type=int, default=500)
-    ap.add_argument("--C", type=int, default=500)
-    ap.add_argument("--m", type=int, default=8)
+    add_setting_args(ap)
     ap.add_argument("--columns", type=int, default=48, help="columns timed for extrapolation")
     ap.add_argument("--probes", type=int, default=10)
     ap.add_argument("--steps", type=int, default=80)

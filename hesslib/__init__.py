@@ -50,10 +50,11 @@ from .core.closed_form import (
 from .core.data import Dataset, gaussian_data
 from .core.device import default_device, device_name, make_generator, seed_everything
 from .core.fits import SlopeFit, fit_slope
-from .core.gram import lm_head_block_stats, output_block_norms_gram
 
 # the HVP engine: any model, no formulas
-from .core.hessian import flat_loss, full_hessian, hessian_reference, hvp, model_hessian
+from .core.flat import flat_loss
+from .core.gram import lm_head_block_stats, output_block_norms_gram
+from .core.hessian import full_hessian, hessian_reference, hvp, model_hessian
 from .core.losses import loss_fn
 from .core.models import LinearNet, OneHiddenNet, linear_net, one_hidden_net
 from .core.profiles import resolve_profile
@@ -72,6 +73,7 @@ from .spectral.blockwise import BlockwiseSpectra, blockwise_spectra
 from .spectral.density import Spectrum, block_slq, slq, slq_density
 from .spectral.js import js_distance, js_zero, pairwise_js
 from .spectral.krylov import lanczos
+from .spectral.topk import Eigenpairs, top_eigenpairs
 
 # training
 from .train.adam import train_adam
@@ -103,7 +105,7 @@ API_GROUPS: dict[str, list[str]] = {
     ],
     "Spectra": [
         "lanczos", "Spectrum", "slq", "slq_density", "block_slq", "js_distance", "pairwise_js",
-        "js_zero", "BlockwiseSpectra", "blockwise_spectra",
+        "js_zero", "BlockwiseSpectra", "blockwise_spectra", "Eigenpairs", "top_eigenpairs",
     ],
     "Random matrices": [
         "semicircle_density", "marchenko_pastur_density", "gmp_density",

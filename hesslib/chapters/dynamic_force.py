@@ -38,7 +38,7 @@ from ..core.closed_form import (
     output_residuals,
     relu_features,
 )
-from ..core.hessian import flat_loss
+from ..core.flat import flat_loss
 from ..core.losses import loss_fn
 from ..core.models import OneHiddenNet, one_hidden_net
 from ..core.timing import Timing, compare_timings

@@ -1,5 +1,6 @@
 """The engine's core: device and data, models with theory init, losses, block layouts, the
-HVP engine and full Hessians of any module, the closed forms of cases 1-4, Gram-identity block
+HVP engine and full Hessians of any module (with the memory workspace that plans its chunks and
+the Gram route for linear heads), the closed forms of cases 1-4, Gram-identity block
 norms and the second-moment formula, block ratios at initialisation, slope fits, profiles and
 the seeded sweep over class counts.
 """
@@ -11,13 +12,17 @@ from . import (
     data,
     device,
     fits,
+    flat,
     gram,
+    head_hessian,
     hessian,
+    linear_head,
     losses,
     models,
     profiles,
     sweep,
     timing,
+    workspace,
 )
 from .block_ratios import (
     CASES,
@@ -58,6 +63,7 @@ from .device import (
     single_thread,
 )
 from .fits import SlopeFit, fit_slope, log_correlation, loglog_fit
+from .flat import FlatLoss, flat_loss
 from .gram import (
     OutputBlockStats,
     class_pair_grams,
@@ -70,21 +76,23 @@ from .gram import (
     second_moment,
     squared_gram,
 )
+from .head_hessian import HeadTerms, head_terms
 from .hessian import (
     available_memory,
     check_memory,
-    flat_loss,
     full_hessian,
     hessian_loop,
     hessian_reference,
     hvp,
     model_hessian,
 )
+from .linear_head import HeadSplit, LinearHead, find_linear_head
 from .losses import LOSSES, cross_entropy, loss_fn, mse
 from .models import INITS, LinearNet, OneHiddenNet, init_matrix, linear_net, one_hidden_net
 from .profiles import PROFILE_NAMES, resolve_profile
 from .sweep import point_seed, sweep_classes
 from .timing import Timing, compare_timings, time_call
+from .workspace import HVP_BYTES_PER_FORWARD, forward_bytes, memory_budget, plan_chunk
 
 #: Every public name of the subpackage: the union of its modules' ``__all__``.
 __all__ = [
@@ -94,11 +102,15 @@ __all__ = [
     *data.__all__,
     *device.__all__,
     *fits.__all__,
+    *flat.__all__,
     *gram.__all__,
+    *head_hessian.__all__,
     *hessian.__all__,
+    *linear_head.__all__,
     *losses.__all__,
     *models.__all__,
     *profiles.__all__,
     *sweep.__all__,
     *timing.__all__,
+    *workspace.__all__,
 ]

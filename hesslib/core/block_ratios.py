@@ -121,18 +121,20 @@ def _forward_parts(model: nn.Module, X: torch.Tensor):
     raise TypeError(f"model must be a LinearNet or OneHiddenNet, got {type(model).__name__}")
 
 
-def _check_model_input(model: nn.Module, X: torch.Tensor, loss: str) -> None:
-    check_matrix("X", X)
+def _check_model_input(model: nn.Module, X: torch.Tensor, loss: str, name: str = "X") -> None:
+    check_matrix(name, X)
     check_loss(loss)
     if not isinstance(model, (LinearNet, OneHiddenNet)):
         raise TypeError(f"model must be a LinearNet or OneHiddenNet, got {type(model).__name__}")
     first = model.V if isinstance(model, LinearNet) else model.W
     if first.shape[1] != X.shape[1]:
         raise ValueError(
-            f"X must have {first.shape[1]} columns to match the model, got {X.shape[1]}"
+            f"{name} must have {first.shape[1]} columns to match the model, got {X.shape[1]}"
         )
     if first.dtype != X.dtype or first.device != X.device:
-        raise TypeError(f"X must have the model's dtype/device ({first.dtype}, {first.device})")
+        raise TypeError(
+            f"{name} must have the model's dtype/device ({first.dtype}, {first.device})"
+        )
 
 
 def _neuron_weights(D: torch.Tensor, V: torch.Tensor, p: torch.Tensor | None) -> torch.Tensor:
@@ -208,7 +210,7 @@ def block_ratios_at_init(
     _check_model_input(model, X, loss)
     U, D, F = _forward_parts(model, X)
     if decouple_with is not None:
-        _check_model_input(model, decouple_with, loss)
+        _check_model_input(model, decouple_with, loss, "decouple_with")
         if decouple_with.shape != X.shape:
             raise ValueError(
                 f"decouple_with must have X's shape {tuple(X.shape)}, "
@@ -281,7 +283,7 @@ def predicted_block_ratios(
     Returns:
         :class:`BlockRatios` with the predicted ratios and squared norms.
     """
-    _check_model_input(model, X_indep, loss)
+    _check_model_input(model, X_indep, loss, "X_indep")
     check_positive_int("N", N)
     U, D, F = _forward_parts(model, X_indep)
     C = F.shape[1]

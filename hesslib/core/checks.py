@@ -226,3 +226,92 @@ def check_complex_upper(z, name: str = "z") -> torch.Tensor:
             f"min Im {name} = {t.imag.min().item():.3g}"
         )
     return t
+
+
+def check_type(name: str, value: object, types: type | tuple[type, ...], what: str) -> object:
+    """Raise ``TypeError`` unless ``value`` is an instance of ``types`` (``what`` names them)."""
+    if not isinstance(value, types):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def check_index(name: str, value: object, n: int, what: str = "an index") -> int:
+    """Raise unless ``value`` is an integer in ``[0, n)``."""
+    check_positive_int(name, value, minimum=0)
+    if value >= n:
+        raise ValueError(f"{name} must be {what} in [0, {n}), got {value}")
+    return value
+
+
+def check_class_count(name: str, value: object) -> int:
+    """:func:`check_num_classes` for a number of classes under another name (``C``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} (num_classes) must be an int >= 2, got {value!r}")
+    if value < 2:
+        raise ValueError(
+            f"{name} (num_classes) must be >= 2 (a classifier needs two classes), got {value}"
+        )
+    return value
+
+
+def as_finite_float64(name: str, x: object, *, positive: bool = False) -> torch.Tensor:
+    """:func:`as_float64`, refusing non-finite entries (and, with ``positive``, entries <= 0)."""
+    t = as_float64(name, x)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got non-finite values (NaN or inf)")
+    if positive and t.numel() and not bool((t > 0).all()):
+        raise ValueError(f"{name} must be positive, got a minimum of {float(t.min()):.3g}")
+    return t
+
+
+def check_model_data(model: object, X: object, y: object, *, model_name: str = "model") -> None:
+    """Raise unless ``model`` is a module mapping ``X`` to logits ``(len(y), C)`` and ``y``
+    holds class indices in ``[0, C)``.
+
+    ``X`` is whatever the model takes: finite float32/float64 inputs or images, or integer
+    token ids. One forward pass without gradients checks that the model accepts it.
+    """
+    check_type(model_name, model, torch.nn.Module, "a torch.nn.Module")
+    check_type("X", X, torch.Tensor, "a torch.Tensor of inputs")
+    if X.is_floating_point():
+        check_matrix("X", X, ndim=X.ndim)
+    elif X.is_complex() or X.dtype == torch.bool:
+        raise TypeError(f"X must hold float32/float64 inputs or integer token ids, got {X.dtype}")
+    check_type("y", y, torch.Tensor, "a torch.Tensor of class indices")
+    if y.ndim != 1:
+        raise ValueError(f"y must have shape (N,) (one class per logit row), got {tuple(y.shape)}")
+    try:
+        with torch.no_grad():
+            out = model(X)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise ValueError(
+            f"X must be an input {model_name} accepts, got {X.dtype} {tuple(X.shape)}: {err}"
+        ) from err
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != y.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"X must give logits of shape ({y.shape[0]}, C) to match y, got {shape}")
+    check_labels(y, y.shape[0], out.shape[1])
+
+
+def check_callable(name: str, fn: object, what: str = "a callable") -> object:
+    """Raise ``TypeError`` unless ``fn`` is callable (``what`` says what it must compute)."""
+    if not callable(fn):
+        raise TypeError(f"{name} must be {what}, got {type(fn).__name__}")
+    return fn
+
+
+def check_record(name: str, value: object, fields: Sequence[str], what: str) -> object:
+    """Raise ``TypeError`` unless ``value`` has the attributes ``fields``.
+
+    For the result records a function only reads (duck typing: a stand-in with the same
+    attributes works too); ``what`` names the record, e.g. ``"a HessianSnapshot"``.
+    """
+    missing = [f for f in fields if not hasattr(value, f)]
+    if missing:
+        raise TypeError(
+            f"{name} must be {what} (with {', '.join(fields)}), got {type(value).__name__} "
+            f"without {', '.join(missing)}"
+        )
+    return value

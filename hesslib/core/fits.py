@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from .checks import as_finite_float64, as_float64, check_real
+
 __all__ = [
     "log_correlation",
     "fit_slope",
@@ -57,6 +59,14 @@ class SlopeFit:
         return self.low <= value <= self.high
 
 
+def _check_level(level: object) -> float:
+    """``level`` as a float in ``(0, 1)``, or a ``ValueError``/``TypeError`` naming it."""
+    level = check_real("level", level, positive=True)
+    if level >= 1:
+        raise ValueError(f"level must be a confidence level in (0, 1), got {level!r}")
+    return level
+
+
 def _slope_fit(slope: float, stderr: float, intercept: float, n: int, level: float) -> SlopeFit:
     """:class:`SlopeFit` with the ``level`` Student-t interval on ``n − 2`` degrees of freedom."""
     t = float(stats.t.ppf(0.5 + level / 2, n - 2))
@@ -74,8 +84,14 @@ def fit_slope(Cs, ratios, *, c_min: float = 2, level: float = 0.95) -> SlopeFit:
         c_min: smallest ``C`` used (the asymptotic regime).
         level: confidence level of the interval.
     """
-    Cs = np.asarray(Cs, dtype=float)
-    R = np.asarray(ratios, dtype=float).reshape(len(Cs), -1)
+    Cs = as_finite_float64("Cs", Cs, positive=True).numpy()
+    R = as_float64("ratios", ratios).numpy()
+    if Cs.ndim != 1 or R.shape[:1] != Cs.shape:
+        raise ValueError(
+            f"Cs must be 1-D and ratios (K,) or (K, S) with K = len(Cs), got "
+            f"{Cs.shape} and {R.shape}"
+        )
+    R, c_min, level = R.reshape(len(Cs), -1), check_real("c_min", c_min), _check_level(level)
     keep = Cs >= c_min
     x = np.repeat(np.log(Cs[keep]), R.shape[1])
     if len(x) < 3 or len(np.unique(x)) < 2:
@@ -96,11 +112,13 @@ def loglog_fit(x, y, y_se, *, level: float = 0.95) -> SlopeFit:
     Returns:
         :class:`SlopeFit` (the fit result of chapter 04).
     """
-    x, y, se = (torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (x, y, y_se))
+    x, y, se = (
+        as_finite_float64(k, v, positive=True).reshape(-1)
+        for k, v in (("x", x), ("y", y), ("y_se", y_se))
+    )
     if not (x.numel() == y.numel() == se.numel() >= 3):
         raise ValueError("x, y and y_se must have the same length >= 3")
-    if not bool((x > 0).all() & (y > 0).all() & (se > 0).all()):
-        raise ValueError("x, y and y_se must be positive to fit on a log scale")
+    level = _check_level(level)
     A = torch.stack([torch.ones_like(x), x.log()], 1)  # (K, 2)
     w = (y / se) ** 2  # 1 / σ(log y)²
     cov = torch.linalg.inv(A.T @ (w[:, None] * A))
@@ -112,9 +130,7 @@ def loglog_fit(x, y, y_se, *, level: float = 0.95) -> SlopeFit:
 
 def log_correlation(a, b) -> float:
     """Pearson correlation of ``log a`` and ``log b`` (both positive)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = (as_finite_float64(k, v, positive=True).numpy() for k, v in (("a", a), ("b", b)))
     if a.shape != b.shape or a.size < 3:
         raise ValueError(f"need two arrays of the same length >= 3, got {a.shape} and {b.shape}")
-    if (a <= 0).any() or (b <= 0).any():
-        raise ValueError("log_correlation needs positive values")
     return float(np.corrcoef(np.log(a), np.log(b))[0, 1])

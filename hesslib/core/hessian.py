@@ -37,15 +37,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, hessian, jvp, vmap
+from torch.func import grad, hessian, jvp, vmap
 
-from .checks import check_loss, check_matrix
+from .checks import check_matrix
+from .flat import FlatLoss, flat_loss
 from .head_hessian import head_terms
-from .losses import loss_fn
 from .workspace import (
     HVP_BYTES_PER_FORWARD,
     available_memory,
@@ -58,7 +57,6 @@ from .workspace import (
 __all__ = [
     "available_memory",
     "check_memory",
-    "flat_loss",
     "full_hessian",
     "hessian_loop",
     "hessian_reference",
@@ -70,73 +68,7 @@ ScalarFn = Callable[[torch.Tensor], torch.Tensor]
 _METHODS = ("auto", "hvp")
 
 
-@dataclass(frozen=True, eq=False)
-class _FlatLoss:
-    """``theta -> loss(model(X), y)``, carrying what the structured paths need."""
-
-    model: nn.Module
-    X: torch.Tensor
-    y: torch.Tensor
-    loss: str
-    names: tuple[str, ...]
-    shapes: tuple[torch.Size, ...]
-    cache: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def num_params(self) -> int:
-        return sum(s.numel() for s in self.shapes)
-
-    def params(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The named parameters of a flat vector (rows of ``W``, then rows of ``V`` …)."""
-        if theta.ndim != 1 or theta.shape[0] != self.num_params:
-            raise ValueError(
-                f"theta must have shape ({self.num_params},) for this model "
-                f"({len(self.names)} parameter tensors), got {tuple(theta.shape)}"
-            )
-        parts = torch.split(theta, [s.numel() for s in self.shapes])
-        return {n: q.reshape(s) for n, q, s in zip(self.names, parts, self.shapes, strict=True)}
-
-    def logits(self, theta: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.model, self.params(theta), (self.X,))
-
-    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
-        return loss_fn(self.loss)(self.logits(theta), self.y)
-
-
-def flat_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str = "ce"):
-    """The loss as a function of one flat parameter vector.
-
-    Args:
-        model: any module; its parameters are flattened in ``named_parameters`` order
-            (for the book's models: rows of ``W``, then rows of ``V``).
-        X: inputs ``(N, d)`` (or images, or token ids: whatever ``model`` takes).
-        y: labels ``(N,)``.
-        loss: ``"ce"`` or ``"mse"``.
-
-    Returns:
-        ``(f, theta)``: ``f(theta) -> scalar`` and the current flat parameters ``(P,)``.
-
-    Raises:
-        ValueError: unknown ``loss``, a model without parameters, or non-finite ``X`` or
-            parameters.
-    """
-    check_loss(loss)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    named = list(model.named_parameters())
-    if not named:
-        raise ValueError("model has no parameters")
-    if isinstance(X, torch.Tensor) and X.is_floating_point() and not bool(X.isfinite().all()):
-        raise ValueError("X contains non-finite values (NaN or inf)")
-    theta = torch.cat([p.detach().reshape(-1) for _, p in named])
-    if not bool(theta.isfinite().all()):
-        raise ValueError("model parameters contain non-finite values (NaN or inf)")
-    names = tuple(n for n, _ in named)
-    f = _FlatLoss(model, X, y, loss, names, tuple(p.shape for _, p in named))
-    return f, theta
-
-
-def _state(f: _FlatLoss, theta: torch.Tensor) -> dict:
+def _state(f: FlatLoss, theta: torch.Tensor) -> dict:
     """What the HVPs of ``f`` at ``theta`` need, computed once while ``theta`` is unchanged:
     the head's terms (``None`` without a linear head), whether HVPs should use them, and the
     bytes of one forward pass."""
@@ -156,9 +88,9 @@ def _state(f: _FlatLoss, theta: torch.Tensor) -> dict:
 
 def _work_per_direction(f: ScalarFn, theta: torch.Tensor, structured: bool = True) -> int:
     """Bytes of work of one HVP direction: the forward's intermediates × the measured factor."""
-    if structured and isinstance(f, _FlatLoss) and _state(f, theta)["head_hvp"]:
+    if structured and isinstance(f, FlatLoss) and _state(f, theta)["head_hvp"]:
         return _state(f, theta)["terms"].hvp_bytes()
-    A = _state(f, theta)["bytes"] if isinstance(f, _FlatLoss) else forward_bytes(f, theta)
+    A = _state(f, theta)["bytes"] if isinstance(f, FlatLoss) else forward_bytes(f, theta)
     return HVP_BYTES_PER_FORWARD * A + 3 * theta.numel() * theta.element_size()
 
 
@@ -186,11 +118,12 @@ def _reverse_over_reverse(t: torch.Tensor, g: torch.Tensor):
 
 
 def _forward_over_reverse(f: ScalarFn, theta: torch.Tensor):
-    """``V (P, k) -> H V``: ``vmap`` of ``jvp(grad(f))``."""
-    return vmap(lambda u: jvp(grad(f), (theta,), (u,))[1], in_dims=1, out_dims=1)
+    """``V (P, k) -> H V``: ``vmap`` of ``jvp(grad(f))``, recording no autograd graph."""
+    batched = vmap(lambda u: jvp(grad(f), (theta,), (u,))[1], in_dims=1, out_dims=1)
+    return torch.no_grad()(batched)
 
 
-def _tuned(f: _FlatLoss, theta: torch.Tensor, state: dict):
+def _tuned(f: FlatLoss, theta: torch.Tensor, state: dict):
     """The faster of the two batched HVPs, measured once on (up to 32 columns of) the first
     block of at least four directions — untimed warm-up, then two rounds alternating, best of
     each — and kept in ``state``. The winner depends on the model: at 32 directions on a quiet
@@ -223,7 +156,7 @@ def _hvp_block(
     """``V (P, k) -> H V (P, k)``: the head's structure where it pays; else, for a flat loss,
     the faster of a batched backward through the gradient's graph (built once per ``theta``)
     and forward-over-reverse; for any other function, reverse-over-reverse."""
-    if isinstance(f, _FlatLoss):
+    if isinstance(f, FlatLoss):
         state = _state(f, theta)
         if structured and state["head_hvp"]:
             return state["terms"].hvp
@@ -232,8 +165,10 @@ def _hvp_block(
 
 
 def _check_point(f: ScalarFn, theta: torch.Tensor) -> None:
+    if not callable(f):
+        raise TypeError(f"f must be a callable theta -> scalar, got {type(f).__name__}")
     check_matrix("theta", theta, ndim=1)
-    if isinstance(f, _FlatLoss):
+    if isinstance(f, FlatLoss):
         f.params(theta)  # raises ValueError on a wrong length
 
 
@@ -258,6 +193,10 @@ def hvp(
     if not isinstance(v, torch.Tensor) or v.ndim not in (1, 2) or v.shape[0] != P:
         shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
         raise ValueError(f"v must have shape ({P},) or ({P}, k), got {shape}")
+    if v.dtype != theta.dtype:
+        raise TypeError(f"v must have theta's dtype {theta.dtype}, got {v.dtype}")
+    if not bool(v.isfinite().all()):
+        raise ValueError("v contains non-finite values (NaN or inf)")
     V = v.to(theta.dtype).reshape(P, -1)
     mv = _hvp_block(f, theta)
     k = V.shape[1]
@@ -339,7 +278,7 @@ def full_hessian(
     what = f"a dense {P}x{P} Hessian"
     check_memory(P * P * theta.element_size(), what=what, device=theta.device, max_bytes=max_bytes)
     H = None
-    terms = _state(f, theta)["terms"] if isinstance(f, _FlatLoss) else None
+    terms = _state(f, theta)["terms"] if isinstance(f, FlatLoss) else None
     if method == "auto" and terms is not None:
         H = terms.hessian(max_bytes=max_bytes, chunk_size=chunk_size)
         if not _agrees(f, theta, H):
@@ -360,7 +299,7 @@ def hessian_reference(
     It pushes all ``P`` tangents through the forward pass at once, so it is refused (with the
     bytes) where that work, estimated as in :mod:`hesslib.core.workspace`, would not fit.
     """
-    check_matrix("theta", theta, ndim=1)
+    _check_point(f, theta)
     P = theta.shape[0]
     work = HVP_BYTES_PER_FORWARD * forward_bytes(f, theta) * P
     check_memory(P * P * theta.element_size(), what=f"torch.func.hessian ({P}x{P})",

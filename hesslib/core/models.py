@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from .blocks import BlockLayout
-from .checks import check_num_classes, check_positive_int
+from .checks import (
+    check_dtype,
+    check_like,
+    check_matrix,
+    check_num_classes,
+    check_positive_int,
+    check_shape,
+)
 from .device import default_device, make_generator
 
 __all__ = [
@@ -46,7 +53,7 @@ class LinearNet(nn.Module):
 
     def __init__(self, V: torch.Tensor):
         super().__init__()
-        self.V = nn.Parameter(V)
+        self.V = nn.Parameter(check_matrix("V", V, nonempty=True))
 
     @property
     def num_classes(self) -> int:
@@ -66,8 +73,9 @@ class OneHiddenNet(nn.Module):
 
     def __init__(self, W: torch.Tensor, V: torch.Tensor):
         super().__init__()
-        if W.shape[0] != V.shape[1]:
-            raise ValueError(f"W has {W.shape[0]} rows but V has {V.shape[1]} columns")
+        check_matrix("W", W, nonempty=True)
+        check_shape("V", check_matrix("V", V, nonempty=True), ("C", W.shape[0]), "to match W")
+        check_like("V", V, "W", W)
         self.W = nn.Parameter(W)
         self.V = nn.Parameter(V)
 
@@ -107,6 +115,7 @@ def linear_net(
     """
     check_positive_int("d", d)
     check_num_classes(num_classes)
+    check_dtype("dtype", dtype)
     gen = make_generator(seed)
     V = init_matrix((num_classes, d), init, gen)
     device = torch.device(device) if device is not None else default_device()
@@ -137,6 +146,7 @@ def one_hidden_net(
     check_positive_int("d", d)
     check_positive_int("m", m)
     check_num_classes(num_classes)
+    check_dtype("dtype", dtype)
     gen = make_generator(seed)
     W = init_matrix((m, d), init, gen)
     V = init_matrix((num_classes, m), init, gen)

@@ -32,7 +32,8 @@ from torch import nn
 
 from ..core.checks import check_positive_int, check_real
 from ..core.device import default_device
-from ..core.hessian import flat_loss, hvp
+from ..core.flat import flat_loss
+from ..core.hessian import hvp
 from .rendezvous import wait_for_ranks
 
 __all__ = [

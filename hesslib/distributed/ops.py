@@ -12,9 +12,8 @@ Built on the data-parallel HVP of :mod:`hesslib.distributed`. Two ways to share 
   tridiagonals are gathered once at the end. No traffic per step; best when the data fit on
   one device and there are at least as many probes as ranks.
 
-Both reproduce the single-process :func:`hesslib.slq` / :func:`hesslib.block_slq` with the
-same seed: the probes are the same Rademacher draws, in the same order. For the exact Hessian,
-``"probe"`` splits its columns (unit vectors) across ranks and ``"data"`` the samples.
+Both reproduce the single-process :func:`hesslib.slq` / :func:`hesslib.block_slq` (same seed,
+same probes). For the exact Hessian, ``"probe"`` splits its columns across ranks.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ import torch.distributed as dist
 from torch import nn
 
 from ..core.checks import check_positive_int
-from ..core.hessian import check_memory, flat_loss, hvp
+from ..core.flat import flat_loss
+from ..core.hessian import check_memory, hvp
 from ..spectral.density import Spectrum, slq_density
 from ..spectral.krylov import LanczosResult, block_lanczos_all, lanczos
 from .comm import (

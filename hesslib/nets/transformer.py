@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.blocks import BlockLayout
-from ..core.checks import check_positive_int
+from ..core.checks import check_device, check_positive_int, check_type
 from ..core.data import Dataset
 from ..core.device import default_device, make_generator
 
@@ -101,6 +101,20 @@ def char_tokens(
     return torch.tensor(ids, dtype=torch.long), chars
 
 
+def _check_tokens(tokens: object, vocab_size: object) -> None:
+    """Raise unless ``tokens`` is a 1-D tensor of ids in ``[0, vocab_size)`` (when given)."""
+    check_type("tokens", tokens, torch.Tensor, "a 1-D tensor of token ids")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise TypeError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must have shape (n,), got {tuple(tokens.shape)}")
+    if vocab_size is not None:
+        check_positive_int("vocab_size", vocab_size, minimum=2)
+    lo, hi = (int(tokens.min()), int(tokens.max())) if tokens.numel() else (0, 0)
+    if lo < 0 or (vocab_size is not None and hi >= vocab_size):
+        raise ValueError(f"tokens must be ids in [0, vocab_size={vocab_size}), got [{lo}, {hi}]")
+
+
 def token_windows(
     tokens: torch.Tensor,
     context: int,
@@ -124,6 +138,7 @@ def token_windows(
         A :class:`~hesslib.Dataset` with ``X`` of shape ``(N, T)`` (long) and ``y`` of shape
         ``(N·T,)``, the targets flattened in the order of :meth:`GPT.forward`'s logits.
     """
+    _check_tokens(tokens, vocab_size)
     check_positive_int("context", context)
     n_start = tokens.numel() - context
     if n_start < 1:
@@ -135,7 +150,7 @@ def token_windows(
     idx = starts[:, None] + torch.arange(context + 1)  # (N, T + 1)
     win = tokens[idx]
     V = int(tokens.max()) + 1 if vocab_size is None else vocab_size
-    device = torch.device(device) if device is not None else default_device()
+    device = check_device("device", device) or default_device()
     X, y = win[:, :-1].to(device), win[:, 1:].reshape(-1).to(device)  # (N, T), (N·T,)
     return Dataset(X, y, V, name=f"{name}: {num} windows of {context}")
 
@@ -303,6 +318,7 @@ def gpt_layout(model: GPT, *, by: str = "module") -> BlockLayout:
     Returns:
         A :class:`~hesslib.BlockLayout` with groups ``embed``, ``L0`` … ``L{n−1}``, ``head``.
     """
+    check_type("model", model, GPT, "a hesslib.nets.GPT")
     if by not in ("module", "head"):
         raise ValueError(f"by must be 'module' or 'head', got {by!r}")
     H = model.config["num_heads"]
@@ -351,6 +367,7 @@ def adam_mini_blocks(model: GPT) -> torch.Tensor:
     Returns:
         Long tensor ``(P,)`` with ids ``0 … B−1`` (see :func:`hesslib.train.adam_flat`).
     """
+    check_type("model", model, GPT, "a hesslib.nets.GPT")
     ids, offset = [], 0
     for name, p in model.named_parameters():
         local = _mini_ids(name, p.shape).reshape(-1)
@@ -362,6 +379,7 @@ def adam_mini_blocks(model: GPT) -> torch.Tensor:
 def adam_mini_num_blocks(model: GPT) -> int:
     """Number of blocks of :func:`adam_mini_blocks`, from the shapes alone (works on the
     ``meta`` device, e.g. for a GPT-2-sized model)."""
+    check_type("model", model, GPT, "a hesslib.nets.GPT")
     total = 0
     for name, p in model.named_parameters():
         last, s = name.split(".")[-1], p.shape

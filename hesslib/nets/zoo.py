@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..core.blocks import BlockLayout
+from ..core.checks import check_positive_int, check_type
 from ..core.data import Dataset, gaussian_data
 from ..core.models import one_hidden_net
 from ..core.profiles import resolve_profile
@@ -95,6 +96,11 @@ def spectra_settings(
     return cfg
 
 
+def _check_partition(partition: object) -> None:
+    if partition not in PARTITIONS:
+        raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+
+
 def spectra_problem(
     cfg: SimpleNamespace,
     *,
@@ -115,8 +121,7 @@ def spectra_problem(
         seed: seed of the parameters and of the data subset.
         device, dtype: where and in which precision the model and data live.
     """
-    if partition not in PARTITIONS:
-        raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+    _check_partition(partition)
     model = getattr(cfg, "model", None)
     if model == "gpt":
         tokens, alphabet = transformer.char_tokens(transformer.zen_text())
@@ -178,5 +183,8 @@ def spectra_file_settings(cfg: SimpleNamespace, *, seed: int, partition: str = "
     partition. The profile's name and the chunk size (how many HVP columns went together) do
     not change the spectra and are left out, as are precision and number of processes.
     """
+    check_type("cfg", cfg, SimpleNamespace, "settings from spectra_settings (a SimpleNamespace)")
+    check_positive_int("seed", seed, minimum=0)
+    _check_partition(partition)
     settings = {k: v for k, v in vars(cfg).items() if k not in ("profile", "chunk_size")}
     return dict(settings, seed=seed, partition=partition)

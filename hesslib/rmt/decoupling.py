@@ -28,7 +28,18 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import check_complex_upper, check_matrix, check_num_classes, check_positive_int
+from ..core.checks import (
+    as_float64,
+    check_class_count,
+    check_complex_upper,
+    check_index,
+    check_like,
+    check_matrix,
+    check_num_classes,
+    check_positive_int,
+    check_real,
+    check_shape,
+)
 from ..core.device import make_generator, portable_randn, single_thread
 from ..core.sweep import point_seed
 from .laws import stieltjes_empirical
@@ -88,13 +99,13 @@ def diagonal_block(
     the weights come from ``X̃`` (same shape, independent of ``X``): the talk's ``H̃_ii``
     (eq. (32) of the slides). The same keyword as :func:`hesslib.block_ratios_at_init`.
     """
-    src = X if decouple_with is None else decouple_with
+    check_matrix("X", X)
+    check_index("i", i, check_matrix("V", V).shape[0], "a class index")
+    src = X if decouple_with is None else check_matrix("decouple_with", decouple_with)
     if src.shape != X.shape:
         raise ValueError(
             f"decouple_with must have X's shape {tuple(X.shape)}, got {tuple(src.shape)}"
         )
-    if not 0 <= i < V.shape[0]:
-        raise ValueError(f"i must be a class index in [0, {V.shape[0]}), got {i}")
     return weighted_gram(X, ce_diagonal_weights(src, V)[:, i])
 
 
@@ -118,11 +129,10 @@ def swap_projection(X: torch.Tensor, X_tilde: torch.Tensor, V: torch.Tensor) -> 
     is ``N(0, I)`` and independent of ``P x_n``, so ``(1/N) Σ λ(V x_n) x'_n x'_nᵀ`` has the law
     of the decoupled block, and it differs from ``H`` by a matrix of rank ``≤ 2 rank(V)``.
     """
-    check_matrix("X", X)
-    if X.shape != X_tilde.shape:
-        raise ValueError(
-            f"X_tilde must have X's shape {tuple(X.shape)}, got {tuple(X_tilde.shape)}"
-        )
+    for name, A in (("X", X), ("X_tilde", X_tilde), ("V", V)):
+        check_like(name, check_matrix(name, A), "X", X)
+    check_shape("X_tilde", X_tilde, X.shape, "to match X")
+    check_shape("V", V, ("C", X.shape[1]), "to match X")
     Q, _ = torch.linalg.qr(V.T)  # (d, C): orthonormal basis of the row space
     return X + (X_tilde - X) @ Q @ Q.T
 
@@ -160,11 +170,16 @@ class CoupledSpectra:
         return self.d / self.N
 
 
+def _sizes(C: int, i: int, num_ref: int, **sizes: int) -> tuple[int, ...]:
+    """``(C, i, num_ref, *sizes)``, checked: ``C >= 2`` classes, ``i`` one of them, sizes >= 1."""
+    C = check_class_count("C", C)
+    i = check_index("i", i, C, "a class index")
+    return (C, i, *(check_positive_int(k, v) for k, v in dict(num_ref=num_ref, **sizes).items()))
+
+
 def _setup(d: int, C: int, gen: torch.Generator, num_ref: int, i: int):
     """A LeCun ``V`` (C, d) and a reference λ sample of class ``i`` on ``num_ref`` fresh inputs."""
     V = torch.randn(C, d, generator=gen, dtype=torch.float64) / math.sqrt(d)  # LeCun
-    if not 0 <= i < C:
-        raise ValueError(f"i must be a class index in [0, {C}), got {i}")
     parts = []
     for start in range(0, num_ref, 4096):  # chunks of fresh inputs, (≤4096, d) each
         X_ref = torch.randn(min(4096, num_ref - start), d, generator=gen, dtype=torch.float64)
@@ -184,12 +199,9 @@ def block_spectra(
     device=None,
 ) -> CoupledSpectra:
     """Spectra of ``H_ii`` and ``H̃_ii`` for one LeCun model and ``num_samples`` data draws."""
-    N, d, num_samples = (
-        check_positive_int(k, v) for k, v in (("N", N), ("d", d), ("num_samples", num_samples))
-    )
-    C = check_num_classes(C)
+    C, i, num_ref, N, d, num_samples = _sizes(C, i, num_ref, N=N, d=d, num_samples=num_samples)
     gen = make_generator(seed)
-    V, lam = _setup(d, C, gen, check_positive_int("num_ref", num_ref), i)
+    V, lam = _setup(d, C, gen, num_ref, i)
     Vd = V.to(device)
     coupled, decoupled = [], []
     with single_thread(device):
@@ -266,14 +278,13 @@ def stieltjes_along_t(
 
     from .laws import gmp_stieltjes
 
-    N, d, num_samples = (
-        check_positive_int(k, v) for k, v in (("N", N), ("d", d), ("num_samples", num_samples))
-    )
-    C = check_num_classes(C)
-    ts_t = torch.as_tensor([float(t) for t in ts], dtype=torch.float64)
+    C, i, num_ref, N, d, num_samples = _sizes(C, i, num_ref, N=N, d=d, num_samples=num_samples)
+    ts_t = as_float64("ts", ts).reshape(-1)
+    if not bool(((ts_t >= 0) & (ts_t <= 1)).all()):
+        raise ValueError(f"ts must lie in [0, 1], got {ts_t.tolist()}")
     zeta = _zeta(zeta)
     gen = make_generator(seed)
-    V, lam = _setup(d, C, gen, check_positive_int("num_ref", num_ref), i)
+    V, lam = _setup(d, C, gen, num_ref, i)
     scale = float(lam.mean())
     Vd = V.to(device)
     S = torch.empty(num_samples, len(ts_t), len(zeta), dtype=torch.complex128)
@@ -349,9 +360,9 @@ def decoupling_gap(
     from tqdm.auto import tqdm
 
     Ns = [check_positive_int("Ns", int(n)) for n in Ns]
-    C = check_num_classes(C)
-    if not (math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
+    C, i, num_ref = _sizes(C, i, num_ref)
+    gamma = check_real("gamma", gamma, positive=True)
+    check_positive_int("seed", seed, minimum=0)
     Ms = [num_samples] * len(Ns) if isinstance(num_samples, int) else list(num_samples)
     if len(Ms) != len(Ns):
         raise ValueError(f"num_samples must be an int or one count per N ({len(Ns)})")

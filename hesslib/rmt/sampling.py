@@ -15,7 +15,13 @@ import math
 import numpy as np
 import torch
 
-from ..core.checks import check_matrix, check_positive_int
+from ..core.checks import (
+    as_finite_float64,
+    check_like,
+    check_matrix,
+    check_positive_int,
+    check_shape,
+)
 from ..core.device import make_generator, portable_randn, single_thread
 
 __all__ = [
@@ -129,9 +135,8 @@ def ks_distance(eigs: torch.Tensor, grid: torch.Tensor, density: torch.Tensor) -
     renormalised). Both one-sided limits of the empirical CDF are compared at every eigenvalue;
     eigenvalues outside the grid count with ``F = 0`` below it and ``F = F(grid[-1])`` above.
     """
-    e = torch.as_tensor(eigs, dtype=torch.float64).reshape(-1).sort().values
-    g = torch.as_tensor(grid, dtype=torch.float64)
-    f = torch.as_tensor(density, dtype=torch.float64)
+    e = as_finite_float64("eigs", eigs).reshape(-1).sort().values
+    g, f = as_finite_float64("grid", grid), as_finite_float64("density", density)
     if g.ndim != 1 or g.shape != f.shape or g.numel() < 2:
         raise ValueError("grid and density must be 1-D tensors of the same length >= 2")
     cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumulative_trapezoid(f, g)])
@@ -144,8 +149,8 @@ def ks_distance(eigs: torch.Tensor, grid: torch.Tensor, density: torch.Tensor) -
 def weighted_gram(X: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     r"""``(1/N) Xᵀ diag(λ) X = (1/N) Σ_n λ_n x_n x_nᵀ``, shape ``(d, d)``."""
     check_matrix("X", X)
-    if not isinstance(lam, torch.Tensor) or lam.shape != (X.shape[0],):
-        raise ValueError(f"lam must be a tensor of shape ({X.shape[0]},)")
+    check_shape("lam", check_matrix("lam", lam, ndim=1), (X.shape[0],), "to match X")
+    check_like("lam", lam, "X", X)
     return X.T @ (lam[:, None] * X) / X.shape[0]
 
 

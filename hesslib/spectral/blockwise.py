@@ -16,6 +16,7 @@ spectra, is in :mod:`hesslib.chapters.llm_implications`.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ import torch
 from torch import nn
 
 from ..core.blocks import BlockLayout
-from ..core.hessian import flat_loss, hvp
+from ..core.checks import check_loss, check_positive_int, check_type
+from ..core.flat import flat_loss
+from ..core.hessian import hvp
 from .density import Spectrum, block_slq
 from .js import js_zero, pairwise_js, union_grid
 
@@ -42,6 +45,8 @@ def hvp_matvec(f, theta: torch.Tensor, *, chunk: int | None = None):
     Columns are cast to ``theta``'s dtype (e.g. float32 for speed) and the result back to
     float64; ``chunk`` columns at a time bound the memory (default: all at once).
     """
+    if chunk is not None:
+        check_positive_int("chunk", chunk)
 
     def matvec(Z: torch.Tensor) -> torch.Tensor:
         step = Z.shape[1] if chunk is None else chunk
@@ -106,7 +111,8 @@ def blockwise_spectra(
     Returns:
         :class:`BlockwiseSpectra`.
     """
-    f, theta = flat_loss(model, X, y, loss)
+    check_type("layout", layout, BlockLayout, "a BlockLayout")
+    f, theta = flat_loss(model, X, y, check_loss(loss))  # checks the batch (one forward)
     if layout.num_params != theta.numel():
         raise ValueError(
             f"layout covers {layout.num_params} parameters, the model has {theta.numel()}"
@@ -155,6 +161,9 @@ def blockwise_spectra_from_file(
     """
     from .files import load_block_spectra
 
+    check_type("path", path, (str, os.PathLike), "a path to a spectra file")
+    if not os.path.isfile(path):
+        raise ValueError(f"path must name an existing spectra file, got {os.fspath(path)!r}")
     saved = load_block_spectra(path)
     if expect:
         saved.check_settings(expect)

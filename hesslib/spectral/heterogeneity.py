@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..core.hessian import flat_loss
+from ..core.checks import check_model_data, check_real, check_type
+from ..core.flat import flat_loss
 from .blockwise import BlockwiseSpectra, hvp_matvec
 from .density import Spectrum, slq, slq_density
 from .js import js_zero, pairwise_js, union_grid
@@ -42,8 +43,14 @@ __all__ = [
 ]
 
 
+def _check_spectra(**spectra: object) -> None:
+    for name, s in spectra.items():
+        check_type(name, s, Spectrum, "a Spectrum (from hl.slq_density)")
+
+
 def spectrum_distance(a: Spectrum, b: Spectrum) -> float:
     """Standard JS distance (base 2) between two spectra on the union of their grids."""
+    _check_spectra(a=a, b=b)
     return float(pairwise_js([a, b], grid=union_grid([a, b]))[0, 1])
 
 
@@ -67,6 +74,7 @@ def split_probes(s: Spectrum, *, sigma_rel: float = 0.02) -> tuple[Spectrum, Spe
     Raises:
         ValueError: fewer than 2 probes.
     """
+    _check_spectra(s=s)
     k = s.num_probes
     if k < 2:
         raise ValueError(f"need at least 2 probes to split, got {k}")
@@ -77,6 +85,7 @@ def split_probes(s: Spectrum, *, sigma_rel: float = 0.02) -> tuple[Spectrum, Spe
 
 def pooled_spectrum(a: Spectrum, b: Spectrum, *, sigma_rel: float = 0.02) -> Spectrum:
     """One estimate from both probe sets: the quadratures of ``a`` and ``b`` side by side."""
+    _check_spectra(a=a, b=b)
     nodes = torch.cat([a.nodes, b.nodes], 0)
     weights = torch.cat([a.weights, b.weights], 0)
     return slq_density((nodes, weights), sigma_rel=sigma_rel, num_grid=a.grid.numel())
@@ -85,6 +94,7 @@ def pooled_spectrum(a: Spectrum, b: Spectrum, *, sigma_rel: float = 0.02) -> Spe
 def scaled_spectrum(s: Spectrum, *, sigma_rel: float = 0.02) -> Spectrum:
     r"""The spectrum of ``H / λ_rms`` with ``λ_rms = √(tr H² / d)`` (the SLQ second moment):
     a dimensionless shape, blurred again with ``sigma_rel`` of its range."""
+    _check_spectra(s=s)
     rms = math.sqrt(max(s.moment(2), 0.0))
     if not rms > 0:
         raise ValueError("the spectrum has no second moment (all nodes are 0)")
@@ -97,6 +107,8 @@ def tail_masses(s: Spectrum, *, rel: float = 0.05) -> tuple[float, float]:
     The many eigenvalues near 0 are left out, so the two numbers compare the negative and the
     positive *tails*: about equal for a spectrum symmetric around 0.
     """
+    _check_spectra(s=s)
+    rel = check_real("rel", rel, positive=True)
     w = s.weights / s.weights.sum(1, keepdim=True)
     tau = rel * float(s.nodes[s.weights > 0].abs().max())
     neg = float((w * (s.nodes < -tau)).sum(1).mean())
@@ -137,6 +149,10 @@ def js_estimate(
     split in halves (then ``js`` and ``JS⁰`` are of the first half). Blocks named in ``drop``
     are left out (e.g. the input and output layers).
     """
+    what = "a BlockwiseSpectra (from hl.blockwise_spectra)"
+    check_type("first", first, BlockwiseSpectra, what)
+    if second is not None:
+        check_type("second", second, BlockwiseSpectra, what)
     keep = [i for i, n in enumerate(first.names) if n not in drop]
     if second is None:
         A, B = zip(*(split_probes(first.spectra[i]) for i in keep))
@@ -154,6 +170,7 @@ def full_spectrum(
     net: nn.Module, X, y, *, num_steps: int, num_probes: int, seed: int = 0, chunk=None
 ) -> Spectrum:
     """SLQ of the *whole* Hessian of the mean CE loss (probes over all parameters, §2.2)."""
+    check_model_data(net, X, y, model_name="net")
     f, theta = flat_loss(net, X, y, "ce")
     return slq(
         hvp_matvec(f, theta, chunk=chunk),

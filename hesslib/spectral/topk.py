@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import check_positive_int
+from ..core.checks import check_callable, check_dtype, check_positive_int
 
 __all__ = ["Eigenpairs", "top_eigenpairs"]
 
@@ -140,7 +140,10 @@ def top_eigenpairs(
     Raises:
         ValueError: ``k > dim``, an unknown ``which``, or invalid sizes/tolerance.
     """
+    check_callable("matvec", matvec, "a callable V -> H V on (dim, b) blocks")
     b, M = _check(dim, k, which, block_size, max_basis, tol)
+    check_positive_int("seed", seed, minimum=0)
+    check_dtype("dtype", dtype)
     budget = max_matvecs if max_matvecs is not None else max(50 * k, 20 * M)
     check_positive_int("max_matvecs", budget)
     gen = torch.Generator().manual_seed(seed)
