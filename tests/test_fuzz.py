@@ -15,8 +15,8 @@ one at a time, by bad values derived from its type:
 The call must raise ``ValueError`` or ``TypeError`` whose message names the argument — not a
 raw torch/C++ error (``RuntimeError``, ``IndexError``, ``AttributeError`` …) and not a silent
 result. Bad values a function legitimately accepts are listed, with the reason, in its
-``Spec.accepts``. Functions owned elsewhere that still fail are marked ``xfail`` in
-:data:`PENDING`, naming their owner.
+``Spec.accepts``. No function is exempt: every curated callable and every subpackage function a
+chapter calls is held to this.
 """
 
 from __future__ import annotations
@@ -331,15 +331,6 @@ NOT_ENTRY_POINTS = {
     "nets.zen_text": "takes no argument",
 }
 
-#: Functions owned elsewhere that still let a bad value through (``xfail``, not strict): by the
-#: module that must check its arguments, so that each owner sees what is left.
-_PENDING_BY_MODULE: dict[str, tuple[str, ...]] = {}
-PENDING: dict[str, str] = {
-    name: f"owner of {mod}"
-    for mod, names in _PENDING_BY_MODULE.items()
-    for name in names
-}
-
 
 def _notebook_calls() -> set[str]:
     found = set()
@@ -429,8 +420,7 @@ def _params():
     for name in public_functions():
         if name in NOT_ENTRY_POINTS:
             continue
-        marks = [pytest.mark.xfail(strict=False, reason=PENDING[name])] if name in PENDING else []
-        yield pytest.param(name, marks=marks, id=name)
+        yield pytest.param(name, id=name)
 
 
 @pytest.mark.parametrize("name", _params())

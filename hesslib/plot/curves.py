@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
+from ..core.checks import as_finite_float64, check_real, check_record, check_shape
+
 if TYPE_CHECKING:  # the figure reads the result; it needs no chapter code to run
     from ..chapters.static_force import ClassSweep
 
@@ -32,6 +34,8 @@ def sweep(result: ClassSweep, key: str, *, ax, label: str, color: str, compensat
         compensate: plot ``r · C^compensate`` (e.g. 1 for class blocks, ½ for neuron blocks)
             so that the predicted power law is a flat line.
     """
+    check_record("result", result, ("Cs", "measured", "predicted"), "a ClassSweep")
+    check_real("compensate", compensate)
     if key not in result.measured:
         raise ValueError(f"key must be one of {sorted(result.measured)}, got {key!r}")
     Cs = result.Cs.astype(float)
@@ -59,6 +63,9 @@ def ratio_vs_c(
         band: ``(low, high)`` arrays drawn as a shaded band (e.g. min/max over seeds).
         marker: marker style.
     """
+    c = as_finite_float64("Cs", Cs)
+    check_shape("Cs", c, ("K",))
+    check_shape("ratios", as_finite_float64("ratios", ratios), (c.numel(),), "to match Cs")
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     (line,) = ax.plot(Cs, ratios, marker=marker, label=label, **kw)
     if band is not None:

@@ -14,6 +14,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from ..core.checks import as_finite_float64, check_shape, check_type
 from ..symbolic.graphs import LinearExample, link_graph, network_graph, predicted_pattern
 
 __all__ = [
@@ -38,6 +39,7 @@ def network(ex: LinearExample, *, ax: plt.Axes | None = None, highlight=()) -> p
         ax: axes.
         highlight: parameter indices whose edges are drawn in red.
     """
+    check_type("ex", ex, LinearExample, "a LinearExample")
     ax = ax or plt.subplots(figsize=(4, 3))[1]
     G = network_graph(ex)
     sizes = {0: ex.d, 1: ex.m, 2: ex.C}
@@ -71,6 +73,7 @@ def network(ex: LinearExample, *, ax: plt.Axes | None = None, highlight=()) -> p
 def links(ex: LinearExample, *, ax: plt.Axes | None = None) -> plt.Axes:
     """Draw the link graph: W parameters on top, V parameters below; solid = direct links,
     dashed = indirect links; a missing edge means an exactly zero Hessian entry."""
+    check_type("ex", ex, LinearExample, "a LinearExample")
     ax = ax or plt.subplots(figsize=(4, 3))[1]
     L = link_graph(ex)
     nw = ex.m * ex.d
@@ -129,13 +132,12 @@ def pattern(
         cmap: colormap.
         colorbar: add a colour bar.
     """
+    check_type("ex", ex, LinearExample, "a LinearExample")
+    P = ex.num_params
+    A = as_finite_float64("values", values)
+    check_shape("values", A, (P, P), "to match ex")
+    M = A.abs().numpy()
     ax = ax or plt.subplots(figsize=(4, 3.6))[1]
-    M = np.abs(
-        np.asarray(
-            values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=float
-        )
-    )
-    P = M.shape[0]
     im = ax.imshow(M, cmap=cmap, vmin=0, interpolation="nearest")
     off = ex.layout.offsets
     if P <= 16:  # one tick per parameter
@@ -177,6 +179,7 @@ def link_matrix(ex: LinearExample, *, ax: plt.Axes | None = None, title: str | N
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
+    check_type("ex", ex, LinearExample, "a LinearExample")
     colours = ["white", "#bdbdbd", "#d62728"]
     ax = pattern(
         ex,

@@ -13,6 +13,7 @@ import torch
 from matplotlib.colors import Normalize
 
 from ..core.blocks import BlockLayout, pool_abs
+from ..core.checks import check_matrix, check_record, check_shape, check_type
 
 if TYPE_CHECKING:  # only read for annotations: a figure needs no chapter code
     from ..chapters.observations import HessianSummary
@@ -56,8 +57,11 @@ def heatmap(
         title: axes title (chapters use figure captions instead; titles name the setting).
         colorbar: add a colour bar.
     """
-    if not 0 < clip <= 1:
-        raise ValueError(f"clip must be in (0, 1], got {clip}")
+    _check_square("H", H)
+    if layout is not None:
+        check_type("layout", layout, BlockLayout, "a BlockLayout or None")
+        check_shape("H", H, (layout.num_params, layout.num_params), "to match layout")
+    _check_clip(clip)
     ax = ax or plt.subplots(figsize=(4.2, 3.6))[1]
     img, factor = pool_abs(H, max_pixels=max_pixels, mode=pool)
     vmax = float(img.max()) * clip or 1.0
@@ -111,6 +115,7 @@ def block_norm_map(
     """
     import seaborn as sns
 
+    _check_square("norms", norms)
     ax = ax or plt.subplots(figsize=(4, 3.4))[1]
     M = norms.detach().to(torch.float64).cpu().numpy()
     B = M.shape[0]
@@ -156,6 +161,7 @@ def coupling_map(
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    _check_square("rho", rho)
     ax = ax or plt.subplots(figsize=(3.4, 3.2))[1]
     R = rho.detach().to(torch.float64).cpu().numpy()
     masked = np.ma.masked_where(R == 0, np.clip(R, vmin, None))
@@ -206,8 +212,9 @@ def hessian_summary(
         title: axes title (default: the summary's).
         colorbar: add a colour bar.
     """
-    if not 0 < clip <= 1:
-        raise ValueError(f"clip must be in (0, 1], got {clip}")
+    fields = ("image", "factor", "layout", "pool", "num_params", "title")
+    check_record("summary", summary, fields, "a HessianSummary")
+    _check_clip(clip)
     ax = ax or plt.subplots(figsize=(4.2, 3.6))[1]
     img, factor, layout = summary.image, summary.factor, summary.layout
     im = ax.imshow(
@@ -235,6 +242,20 @@ def hessian_summary(
     if colorbar:
         plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
+
+
+def _check_square(name: str, A: object) -> None:
+    """Raise unless ``A`` is a finite float32/float64 square matrix."""
+    check_matrix(name, A)
+    check_shape(name, A, ("P", A.shape[0]), "(square)")
+
+
+def _check_clip(clip: object) -> None:
+    """Raise unless ``clip`` is a real number in ``(0, 1]``."""
+    if isinstance(clip, bool) or not isinstance(clip, int | float):
+        raise TypeError(f"clip must be a number in (0, 1], got {clip!r}")
+    if not 0 < clip <= 1:
+        raise ValueError(f"clip must be in (0, 1], got {clip!r}")
 
 
 def _short(v: float) -> str:

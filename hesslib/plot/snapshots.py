@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..core.checks import check_record, check_type
+
 if TYPE_CHECKING:  # only read for annotations: a figure needs no chapter code
     from ..chapters.dynamic_force import DeepSnapshot, HessianSnapshot
 
@@ -23,6 +25,8 @@ __all__ = [
     "snapshot",
     "snapshot_gif",
 ]
+
+_SNAPSHOT = ("image", "factor", "step", "loss")  # what a drawing reads of a HessianSnapshot
 
 
 def snapshot_gif(
@@ -64,9 +68,13 @@ def snapshot_gif(
     from matplotlib.animation import FuncAnimation, PillowWriter
     from PIL import Image, ImageSequence
 
+    if isinstance(snaps, str | bytes) or not isinstance(snaps, Iterable):
+        raise TypeError(f"snaps must be an iterable of snapshots, got {type(snaps).__name__}")
     snaps = list(snaps)
     if not snaps:
         raise ValueError("snaps is empty")
+    for i, s in enumerate(snaps):
+        check_record(f"snaps[{i}]", s, _SNAPSHOT, "a HessianSnapshot")
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(snaps[0].image, cmap=cmap, interpolation="nearest")
     if boundary is not None:
@@ -116,6 +124,7 @@ def gif_html(gif: bytes, *, alt: str = "animation", width: int | None = None):
 
     from IPython.display import HTML
 
+    check_type("gif", gif, bytes | bytearray, "the bytes of a GIF (from snapshot_gif)")
     b64 = base64.b64encode(gif).decode("ascii")
     w = f' width="{width}"' if width else ""
     return HTML(f'<img src="data:image/gif;base64,{b64}" alt="{alt}"{w} />')
@@ -142,6 +151,7 @@ def snapshot(
     """
     import matplotlib.pyplot as plt
 
+    check_record("snap", snap, _SNAPSHOT, "a HessianSnapshot")
     ax = ax or plt.subplots(figsize=(3.6, 3.4))[1]
     im = ax.imshow(
         snap.image,
@@ -168,6 +178,7 @@ def deep_snapshot(snap: DeepSnapshot, *, ax=None, clip: float = 1 / 10, title: s
     """Draw the pooled ``|H|`` of a :class:`DeepSnapshot` with white lines between layers."""
     import matplotlib.pyplot as plt
 
+    check_record("snap", snap, (*_SNAPSHOT, "layer_sizes"), "a DeepSnapshot")
     ax = ax or plt.subplots(figsize=(3.6, 3.4))[1]
     ax.imshow(
         snap.image,

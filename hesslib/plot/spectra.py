@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..core.checks import as_finite_float64, check_positive_int, check_record
+
 if TYPE_CHECKING:  # only read for annotations: a figure needs no chapter code
     from ..spectral.blockwise import BlockwiseSpectra
 
@@ -17,6 +19,8 @@ __all__ = [
     "js_heatmap",
     "spectrum_histogram",
 ]
+
+_BLOCKWISE = ("names", "spectra", "js", "js0")  # what the figures read of a BlockwiseSpectra
 
 
 def block_spectra(
@@ -33,6 +37,7 @@ def block_spectra(
     """
     import matplotlib.pyplot as plt
 
+    check_record("result", result, _BLOCKWISE, "a BlockwiseSpectra")
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     names = result.names if select is None else tuple(select)
     scale = max(max(abs(float(s.grid[0])), abs(float(s.grid[-1]))) for s in result.spectra)
@@ -59,6 +64,7 @@ def js_heatmap(result: BlockwiseSpectra, *, ax=None, title: str | None = None):
     """Heatmap of the pairwise JS distances (fixed colour scale ``[0, 1]``)."""
     import matplotlib.pyplot as plt
 
+    check_record("result", result, _BLOCKWISE, "a BlockwiseSpectra")
     ax = ax or plt.subplots(figsize=(4.5, 4))[1]
     im = ax.imshow(result.js.numpy(), vmin=0, vmax=1, cmap="magma")
     ticks = range(len(result.names))
@@ -87,7 +93,10 @@ def spectrum_histogram(
     With ``atom_tol`` eigenvalues ``|μ| ≤ atom_tol`` are left out of the histogram (whose bars
     then integrate to the remaining fraction) and drawn as a bar at 0 of their mass.
     """
-    e = torch.as_tensor(eigs, dtype=torch.float64).reshape(-1)
+    e = as_finite_float64("eigs", eigs).reshape(-1)
+    if e.numel() == 0:
+        raise ValueError("eigs must not be empty")
+    check_positive_int("bins", bins)
     bulk = e if atom_tol is None else e[e.abs() > atom_tol]
     weights = torch.full_like(bulk, 1.0 / e.numel())
     counts, edges = torch.histogram(bulk, bins=bins, weight=weights)

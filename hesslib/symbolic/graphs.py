@@ -44,7 +44,13 @@ import sympy as sp
 import torch
 
 from ..core.blocks import BlockLayout
-from ..core.checks import check_positive_int
+from ..core.checks import (
+    as_finite_float64,
+    check_positive_int,
+    check_real,
+    check_shape,
+    check_type,
+)
 from ..core.device import make_generator
 
 __all__ = [
@@ -117,6 +123,18 @@ class LinearExample:
         V = np.zeros((self.C, self.m))
         V[self.mask] = theta[self.m * self.d :]
         return W, V
+
+
+def _check_example(ex: object) -> LinearExample:
+    """Raise ``TypeError`` unless ``ex`` is a :class:`LinearExample`."""
+    return check_type("ex", ex, LinearExample, "a LinearExample (from linear_example)")
+
+
+def _check_point(ex: LinearExample, theta: object) -> torch.Tensor:
+    """``theta`` as a finite float64 CPU vector of ``ex.num_params`` entries, or an error."""
+    theta = as_finite_float64("theta", theta)
+    check_shape("theta", theta, (ex.num_params,), "(one entry per parameter of ex)")
+    return theta
 
 
 def _label(kind: str, a: int, b: int, short: bool) -> str:
@@ -211,9 +229,7 @@ def talk_example(key: str) -> LinearExample:
 
 def hessian_at(ex: LinearExample, theta) -> torch.Tensor:
     """The symbolic Hessian evaluated at ``theta``: float64 tensor ``(P, P)``."""
-    theta = np.asarray(
-        theta.detach().cpu() if isinstance(theta, torch.Tensor) else theta, dtype=float
-    )
+    theta = _check_point(_check_example(ex), theta).numpy()
     H = sp.hessian(ex.loss, ex.symbols).applyfunc(sp.expand)  # = hl.symbolic_hessian(ex)
     fn = sp.lambdify(ex.symbols, H, modules="numpy")
     return torch.tensor(np.asarray(fn(*theta), dtype=float), dtype=torch.float64)
@@ -221,6 +237,7 @@ def hessian_at(ex: LinearExample, theta) -> torch.Tensor:
 
 def torch_loss(ex: LinearExample):
     """The loss as a torch function of the flat parameters (for autograd Hessians)."""
+    _check_example(ex)
     Y = torch.tensor(np.asarray(ex.Y, dtype=float), dtype=torch.float64)
     m, d, C = ex.m, ex.d, ex.C
     flat = np.flatnonzero(ex.mask.reshape(-1))  # positions of the existing v_ci in V.reshape(-1)
@@ -237,6 +254,8 @@ def torch_loss(ex: LinearExample):
 
 def random_point(ex: LinearExample, *, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
     """Parameters drawn i.i.d. ``N(0, scale²)`` (float64, CPU)."""
+    _check_example(ex)
+    check_real("scale", scale)
     gen = make_generator(seed)
     return scale * torch.randn(ex.num_params, generator=gen, dtype=torch.float64)
 
@@ -247,6 +266,7 @@ def network_graph(ex: LinearExample) -> nx.DiGraph:
     Nodes carry ``layer`` (0, 1, 2) and ``label``; each edge carries the parameter it
     multiplies by (``param``: its index, ``label``: its LaTeX name).
     """
+    _check_example(ex)
     G = nx.DiGraph()
     for j in range(ex.d):
         G.add_node(("x", j), layer=0, label=f"x_{{{j + 1}}}")
@@ -282,6 +302,7 @@ def link_graph(ex: LinearExample) -> nx.Graph:
     only in the cross term of the square). Pairs with no edge have an identically zero Hessian
     entry.
     """
+    _check_example(ex)
     L = nx.Graph()
     for k, lab in enumerate(ex.labels):
         L.add_node(k, label=lab, group="W" if k < ex.m * ex.d else "V")
@@ -298,6 +319,7 @@ def link_graph(ex: LinearExample) -> nx.Graph:
 
 def predicted_pattern(ex: LinearExample) -> np.ndarray:
     """``(P, P)`` ints: 2 = direct link or diagonal, 1 = indirect link, 0 = no link."""
+    _check_example(ex)
     P = ex.num_params
     out = np.zeros((P, P), dtype=int)
     on_path = set()

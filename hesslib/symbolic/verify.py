@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from ..core.checks import as_finite_float64, check_type
 from .graphs import LinearExample, hessian_at, predicted_pattern, random_point, torch_loss
 
 __all__ = [
@@ -28,14 +29,18 @@ __all__ = [
     "verify_example",
 ]
 
+_EXAMPLE = "a LinearExample (from linear_example)"
+
 
 def symbolic_hessian(ex: LinearExample) -> sp.Matrix:
     """Exact Hessian ``∂²ℓ/∂θ∂θᵀ`` as a sympy matrix (entries expanded)."""
+    check_type("ex", ex, LinearExample, _EXAMPLE)
     return sp.hessian(ex.loss, ex.symbols).applyfunc(sp.expand)
 
 
 def symbolic_support(H: sp.Matrix) -> np.ndarray:
     """Booleans: which entries of a symbolic matrix are not identically zero."""
+    check_type("H", H, sp.MatrixBase, "a sympy Matrix")
     return np.array([[sp.simplify(e) != 0 for e in row] for row in H.tolist()], dtype=bool)
 
 
@@ -47,7 +52,10 @@ def hessian_latex(ex: LinearExample, H: sp.Matrix | None = None, *, rows=None) -
         H: its symbolic Hessian (computed when omitted).
         rows: which rows to show (default all), e.g. ``range(2)`` for the first block-row.
     """
-    H = symbolic_hessian(ex) if H is None else H
+    check_type("ex", ex, LinearExample, _EXAMPLE)
+    H = symbolic_hessian(ex) if H is None else check_type("H", H, sp.MatrixBase, "a sympy Matrix")
+    if H.shape != (ex.num_params,) * 2:
+        raise ValueError(f"H must have shape {(ex.num_params,) * 2} to match ex, got {H.shape}")
     head = " & ".join(ex.labels)
     rows = range(ex.num_params) if rows is None else rows
     rows = [f"{ex.labels[r]} & " + " & ".join(sp.latex(e) for e in H.row(r)) for r in rows]
@@ -103,11 +111,8 @@ def verify_example(ex: LinearExample, *, seed: int = 0, theta=None) -> ExampleCh
     """
     from ..core.hessian import full_hessian, hessian_reference
 
-    theta = (
-        random_point(ex, seed=seed)
-        if theta is None
-        else torch.as_tensor(theta, dtype=torch.float64)
-    )
+    check_type("ex", ex, LinearExample, _EXAMPLE)
+    theta = random_point(ex, seed=seed) if theta is None else as_finite_float64("theta", theta)
     H = symbolic_hessian(ex)
     exact = hessian_at(ex, theta)
     f = torch_loss(ex)

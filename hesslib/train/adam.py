@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_labels, check_loss, check_matrix, check_positive_int
+from ..core import checks
 from ..core.losses import loss_fn
 from .mlp_grad import flat_gradient, gradient_path
 
@@ -108,9 +108,8 @@ def lr_schedule(
     Returns:
         ``(steps,)`` float64 tensor.
     """
-    check_positive_int("steps", steps)
-    if not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"lr must be a positive finite number, got {lr}")
+    checks.check_positive_int("steps", steps)
+    checks.check_real("lr", lr, positive=True)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if not 0 <= warmup < steps:
@@ -140,10 +139,11 @@ def checkpoint_steps(
     Returns:
         Sorted distinct steps in ``[0, steps]``.
     """
-    check_positive_int("steps", steps)
+    checks.check_positive_int("steps", steps)
+    fr = checks.as_finite_float64("fractions", fractions)
+    if fr.ndim != 1 or bool(((fr < 0) | (fr > 1)).any()):
+        raise ValueError(f"fractions must be a sequence of numbers in [0, 1], got {fractions!r}")
     out = {max(1, round(f * steps)) if f > 0 else 0 for f in fractions}
-    if any(not 0 <= f <= 1 for f in fractions):
-        raise ValueError(f"fractions must lie in [0, 1], got {list(fractions)}")
     if extra_log:
         out |= {int(round(s)) for s in torch.logspace(0, math.log10(steps), extra_log).tolist()}
     return sorted(out)
@@ -208,13 +208,14 @@ def train_adam(
 
     Raises:
         ValueError: bad steps, learning rate, schedule, checkpoint steps, method or threads.
-        TypeError: ``steps`` or ``threads`` is not an integer.
+        TypeError: a wrong type (``model``, ``steps``, ``lr``, ``threads``, ``dtype``).
         FloatingPointError: the loss became non-finite.
     """
+    lrs = lr_schedule(lr, steps, schedule=schedule, warmup=warmup, min_lr=min_lr)  # checks steps
     ck_steps, names = _check_run(
         model, X, y, steps=steps, loss=loss, checkpoints=checkpoints, betas=betas, method=method
     )
-    lrs = lr_schedule(lr, steps, schedule=schedule, warmup=warmup, min_lr=min_lr)
+    checks.check_dtype("dtype", dtype)
     grad_fn, theta = flat_gradient(model, X, y, loss=loss, dtype=dtype, names=names)
     adam = _AdamRun(lrs=lrs.tolist(), betas=betas, eps=eps, checkpoints=ck_steps)
     take = _Checkpointer(model, X, y, loss=loss, callback=callback)
@@ -258,13 +259,13 @@ def _check_run(
     Raises:
         ValueError: a bad argument, or ``method="mlp"`` for a model without the fast path.
     """
-    check_positive_int("steps", steps)
-    check_loss(loss)
-    check_matrix("X", X)
+    checks.check_loss(loss)
+    checks.check_type("model", model, nn.Module, "a torch.nn.Module")
+    checks.check_matrix("X", X)
     if not list(model.parameters()):
         raise ValueError("model has no parameters to train")
     C = getattr(model, "num_classes", None)
-    check_labels(y, X.shape[0], C if isinstance(C, int) else int(y.max()) + 1)
+    checks.check_labels(y, X.shape[0], C if isinstance(C, int) else int(y.max()) + 1)
     ck_steps = sorted(set(int(s) for s in checkpoints))
     if ck_steps and (ck_steps[0] < 0 or ck_steps[-1] > steps):
         raise ValueError(f"checkpoints must lie in [0, {steps}], got {list(checkpoints)}")
@@ -285,7 +286,7 @@ def _cpu_threads(threads: int | None, *, X: torch.Tensor, numel: int) -> Iterato
     if threads is None:
         small = X.shape[0] * numel < 2**25
         threads = 1 if X.device.type == "cpu" and small else prev_threads
-    check_positive_int("threads", threads)
+    checks.check_positive_int("threads", threads)
     torch.set_num_threads(threads)
     try:
         yield

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import check_positive_int
+from ..core.checks import check_callable, check_positive_int, check_type
 from ..core.device import make_generator
 from .optim import OptRun, compare_optimizers, measured_rate, predicted_rate
 from .quadratics import BlockQuadratic
@@ -50,6 +50,8 @@ __all__ = [
     "r_trials",
     "theorem2_check",
 ]
+
+_PROBLEM = "a BlockQuadratic (from block_quadratic or paper_quadratic)"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class AdamConstants:
 
 def adam_constants(problem: BlockQuadratic, w0: torch.Tensor) -> AdamConstants:
     """The tightest constants of Assumption 1 at the start point ``w0`` ``(d,)``."""
+    check_type("problem", problem, BlockQuadratic, _PROBLEM)
     w0 = torch.as_tensor(w0, dtype=torch.float64)
     if w0.shape != (problem.dim,):
         raise ValueError(f"w0 must have shape ({problem.dim},), got {tuple(w0.shape)}")
@@ -121,6 +124,7 @@ def preconditioned_kappas(problem: BlockQuadratic, w0: torch.Tensor) -> torch.Te
     ``D_l⁻¹ H_l`` is similar to the symmetric ``D_l^{-1/2} H_l D_l^{-1/2}``, whose extreme
     eigenvalues give the condition number.
     """
+    check_type("problem", problem, BlockQuadratic, _PROBLEM)
     w0 = torch.as_tensor(w0, dtype=torch.float64)
     g = problem.grad(w0).abs()
     out = []
@@ -163,6 +167,7 @@ def theorem2_check(problem: BlockQuadratic, w0: torch.Tensor, steps: int) -> The
     Steps whose loss has fallen below ``1e-200`` of the start are not compared (the ratio of
     two underflowing numbers means nothing).
     """
+    check_type("problem", problem, BlockQuadratic, _PROBLEM)
     steps = check_positive_int("steps", steps)
     const = adam_constants(problem, w0)
     w = torch.as_tensor(w0, dtype=torch.float64).clone()
@@ -204,11 +209,13 @@ def r_trials(
     """Draw ``trials`` problems (``make_problem(seed_k)``, e.g. new rotations) and standard
     Gaussian start points, and collect ``r``, ``r'`` and the preconditioned condition numbers.
     """
+    check_callable("make_problem", make_problem, "a function seed -> BlockQuadratic")
     trials = check_positive_int("trials", trials)
     gen = make_generator(seed)
     r, rp, kf = [], [], []
     for k in range(trials):
         problem = make_problem(seed * 100003 + k)
+        check_type("make_problem", problem, BlockQuadratic, f"a function returning {_PROBLEM}")
         w0 = torch.randn(problem.dim, generator=gen, dtype=torch.float64)
         c = adam_constants(problem, w0)
         r.append(c.r)
@@ -243,6 +250,7 @@ def quadratic_report(
     problem: BlockQuadratic, steps: int, *, lrs: Sequence[float], seed: int = 0
 ) -> QuadraticReport:
     """Run and measure one quadratic from the standard Gaussian start point of ``seed``."""
+    check_type("problem", problem, BlockQuadratic, _PROBLEM)
     runs = compare_optimizers(problem, steps, lrs=lrs, seed=seed)
     w0 = torch.randn(problem.dim, generator=make_generator(seed), dtype=torch.float64)
     pred = (

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 import torch
 
 from ..core.blocks import BlockLayout
-from ..core.checks import check_positive_int
+from ..core.checks import (
+    check_callable,
+    check_matrix,
+    check_positive_int,
+    check_real,
+    check_type,
+)
 from ..core.device import make_generator, single_thread
 from .quadratics import BlockQuadratic
 
@@ -62,6 +68,11 @@ class OptRun:
         return float(self.gaps[-1])
 
 
+def _check_problem(problem: object) -> BlockQuadratic:
+    """Raise ``TypeError`` unless ``problem`` is a :class:`BlockQuadratic`."""
+    return check_type("problem", problem, BlockQuadratic, "a BlockQuadratic (block_quadratic)")
+
+
 def _init_point(problem: BlockQuadratic, w0, seed: int) -> torch.Tensor:
     if w0 is not None:
         w = torch.as_tensor(w0, dtype=torch.float64).clone()
@@ -90,8 +101,9 @@ def gd(
     problem: BlockQuadratic, steps: int, *, lr: float | None = None, w0=None, seed: int = 0
 ) -> OptRun:
     """Gradient descent, by default with the optimal constant step ``2/(μ + L)``."""
+    _check_problem(problem)
     steps = check_positive_int("steps", steps)
-    lr = 2.0 / (problem.mu + problem.L) if lr is None else float(lr)
+    lr = 2.0 / (problem.mu + problem.L) if lr is None else check_real("lr", lr, positive=True)
     gaps = _run(problem, _init_point(problem, w0, seed), steps, lambda W, G, t: W - lr * G, 1)
     return OptRun("GD", gaps[:, 0], lr)
 
@@ -104,6 +116,7 @@ def _per_coordinate(layout: BlockLayout, values: Sequence[float]) -> torch.Tenso
 
 def blockwise_gd(problem: BlockQuadratic, steps: int, *, w0=None, seed: int = 0) -> OptRun:
     """GD with the optimal step ``2/(μ_l + L_l)`` in each block (BGD, Theorem 1)."""
+    _check_problem(problem)
     steps = check_positive_int("steps", steps)
     eta = _per_coordinate(problem.layout, [2.0 / float(e[0] + e[-1]) for e in problem.eigenvalues])
     gaps = _run(
@@ -140,6 +153,7 @@ def adam_quadratic(
     Returns:
         An :class:`OptRun` for a scalar ``lr``, a list of them for a sequence.
     """
+    _check_problem(problem)
     steps = check_positive_int("steps", steps)
     if not 0 <= beta2 <= 1:
         raise ValueError(f"beta2 must be in [0, 1], got {beta2}")
@@ -217,8 +231,7 @@ def measured_rate(gaps: torch.Tensor, *, floor: float = 1e-24, tail: float = 0.5
 
 def predicted_rate(kappa: float) -> float:
     """Asymptotic loss contraction of GD with the optimal step: ``((κ − 1)/(κ + 1))²``."""
-    if not kappa >= 1:
-        raise ValueError(f"kappa must be >= 1, got {kappa}")
+    check_real("kappa", kappa, minimum=1)
     return ((kappa - 1) / (kappa + 1)) ** 2
 
 
@@ -250,6 +263,9 @@ def adam_flat(
         ``(losses (steps + 1,), theta, state_numel)``; ``state_numel`` counts the numbers the
         optimiser stores (``m`` and ``v``).
     """
+    check_callable("loss", loss, "a function of the flat parameters")
+    check_matrix("theta0", theta0, ndim=1, nonempty=True)
+    check_real("lr", lr, positive=True)
     steps = check_positive_int("steps", steps)
     b1, b2 = betas
     theta = theta0.detach().clone()
@@ -258,19 +274,7 @@ def adam_flat(
         v = torch.zeros_like(theta)
         owner = None
     else:
-        if isinstance(layout, BlockLayout):
-            if layout.num_params != theta.numel():
-                raise ValueError(
-                    f"layout covers {layout.num_params} parameters, theta has {theta.numel()}"
-                )
-            owner = torch.repeat_interleave(
-                torch.arange(layout.num_blocks), torch.tensor(layout.sizes)
-            )
-        else:
-            owner = torch.as_tensor(layout).cpu()
-            if owner.shape != theta.shape or owner.dtype != torch.long or int(owner.min()) < 0:
-                raise ValueError(f"block ids must be a long tensor of shape {tuple(theta.shape)}")
-        owner = owner.to(theta.device)
+        owner = _block_owner(layout, theta)
         num_blocks = int(owner.max()) + 1
         v = torch.zeros(num_blocks, dtype=theta.dtype, device=theta.device)
         sizes = torch.bincount(owner, minlength=num_blocks).to(theta.dtype)
@@ -291,6 +295,22 @@ def adam_flat(
     return losses, theta, m.numel() + v.numel()
 
 
+def _block_owner(layout: BlockLayout | torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """The block id of each coordinate of ``theta`` ``(P,)`` (see :func:`adam_flat`)."""
+    if isinstance(layout, BlockLayout):
+        if layout.num_params != theta.numel():
+            raise ValueError(
+                f"layout covers {layout.num_params} parameters, theta has {theta.numel()}"
+            )
+        owner = torch.repeat_interleave(torch.arange(layout.num_blocks), torch.tensor(layout.sizes))
+    else:
+        check_type("layout", layout, torch.Tensor, "a BlockLayout, a tensor of block ids or None")
+        owner = layout.cpu()
+        if owner.shape != theta.shape or owner.dtype != torch.long or int(owner.min()) < 0:
+            raise ValueError(f"block ids must be a long tensor of shape {tuple(theta.shape)}")
+    return owner.to(theta.device)
+
+
 def optimizer_state_numel(layout, method: str) -> int:
     """Numbers an optimiser keeps for a parameter vector split into blocks.
 
@@ -301,8 +321,10 @@ def optimizer_state_numel(layout, method: str) -> int:
     """
     if isinstance(layout, BlockLayout):
         P, B = layout.num_params, layout.num_blocks
+    elif isinstance(layout, tuple | list) and len(layout) == 2:
+        P, B = (check_positive_int("layout", x) for x in layout)
     else:
-        P, B = (int(x) for x in layout)
+        raise TypeError(f"layout must be a BlockLayout or a (P, B) pair of counts, got {layout!r}")
     table = {"sgd": 0, "momentum": P, "adam": 2 * P, "adam-mini": P + B}
     if method not in table:
         raise ValueError(f"method must be one of {sorted(table)}, got {method!r}")

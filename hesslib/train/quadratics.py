@@ -10,13 +10,13 @@ paper's cases (heterogeneous or homogeneous block spectra at equal condition num
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from ..core.blocks import BlockLayout
-from ..core.checks import check_positive_int
+from ..core.checks import as_float64, check_positive_int, check_record
 from ..core.device import make_generator
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "sample_spectrum",
     "spectrum_quantiles",
 ]
+
+_SPECTRUM = ("grid", "density")  # what is read of a Spectrum
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +103,7 @@ def block_quadratic(
     gen = make_generator(seed)
     eigs = []
     for i, e in enumerate(eigenvalues):
-        e = torch.as_tensor(e, dtype=torch.float64).flatten().sort().values
+        e = as_float64(f"eigenvalues[{i}]", e).flatten().sort().values
         if e.numel() == 0 or not bool(torch.isfinite(e).all()) or float(e[0]) <= 0:
             raise ValueError(f"eigenvalues[{i}] must be non-empty, finite and positive")
         eigs.append(e)
@@ -153,6 +155,7 @@ def spectrum_quantiles(spectrum, n: int) -> torch.Tensor:
 
 def _cdf(spectrum) -> tuple[torch.Tensor, torch.Tensor]:
     """Grid and normalised cumulative distribution (trapezoid rule) of a blurred density."""
+    check_record("spectrum", spectrum, _SPECTRUM, "a Spectrum")
     g, p = spectrum.grid.to(torch.float64), spectrum.density.to(torch.float64).clamp(min=0)
     cdf = torch.cat(
         [torch.zeros(1, dtype=torch.float64), torch.cumsum((p[1:] + p[:-1]) / 2 * torch.diff(g), 0)]
@@ -225,6 +228,12 @@ def measured_quadratic(
     """
     if method not in ("sample", "quantiles"):
         raise ValueError(f"method must be 'sample' or 'quantiles', got {method!r}")
+    check_positive_int("dim", dim)
+    if isinstance(spectra, str) or not isinstance(spectra, Iterable):
+        raise TypeError(f"spectra must be a sequence of Spectrum records, got {spectra!r}")
+    spectra = list(spectra)
+    for i, s in enumerate(spectra):
+        check_record(f"spectra[{i}]", s, _SPECTRUM, "a Spectrum")
     eigs = [
         sample_spectrum(s, dim, seed=seed * 1009 + i)
         if method == "sample"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..core.checks import check_positive_int
+from ..core.checks import as_float64, check_callable, check_positive_int, check_type
 from ..core.data import Dataset
 from ..core.device import make_generator, single_thread
 from ..core.losses import loss_fn
@@ -91,6 +91,13 @@ def sample_batch(data: Dataset, batch_size: int, gen: torch.Generator):
     return data.X[idx], data.y.reshape(data.N, -1)[idx].reshape(-1)
 
 
+def _check_task(make_model: object, train: object, evaluate: object) -> None:
+    """Raise unless ``make_model`` is callable and ``train``, ``evaluate`` are Datasets."""
+    check_callable("make_model", make_model, "a function seed -> model")
+    check_type("train", train, Dataset, "a Dataset")
+    check_type("evaluate", evaluate, Dataset, "a Dataset")
+
+
 def _optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -146,6 +153,7 @@ def train_run(
         weight_decay: weight decay (coupled for SGD/Adam, decoupled for AdamW).
         loss: ``"ce"`` or ``"mse"``.
     """
+    _check_task(make_model, train, evaluate)
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
     every = steps if eval_every is None else check_positive_int("eval_every", eval_every)
@@ -265,6 +273,7 @@ def lr_grid_search(
         progress: optional wrapper of an iterable (e.g. ``tqdm``).
         **run_options: passed to :func:`train_run` (``steps``, ``batch_size``, ``clip`` …).
     """
+    _check_task(make_model, train, evaluate)
     seeds = [int(s) for s in seeds]
     if select not in ("loss", "accuracy"):
         raise ValueError(f"select must be 'loss' or 'accuracy', got {select!r}")
@@ -326,10 +335,10 @@ class SeedSpread:
 
 def seed_spread(values: Sequence[float]) -> SeedSpread:
     """:class:`SeedSpread` of one value per seed (at least one, none NaN)."""
-    vals = tuple(float(v) for v in values)
-    if not vals or any(math.isnan(v) for v in vals):
-        raise ValueError("values must be a non-empty sequence without NaN")
-    return SeedSpread(vals)
+    t = as_float64("values", values)
+    if t.ndim != 1 or t.numel() == 0 or bool(t.isnan().any()):
+        raise ValueError(f"values must be a non-empty sequence without NaN, got {values!r}")
+    return SeedSpread(tuple(t.tolist()))
 
 
 def verdict(

@@ -15,7 +15,7 @@ import time
 import torch
 from torch import nn
 
-from ..core.checks import check_positive_int
+from ..core.checks import check_dtype, check_positive_int, check_real, check_type
 from ..core.losses import loss_fn
 from .adam import train_adam
 
@@ -40,7 +40,10 @@ def textbook_adam_speed(
     The baseline :func:`train_adam` is compared with; runs on a copy of ``model`` in ``dtype``
     after one warm-up step.
     """
+    check_type("model", model, nn.Module, "a torch.nn.Module")
     check_positive_int("steps", steps)
+    check_real("lr", lr, positive=True)
+    check_dtype("dtype", dtype)
     work = copy.deepcopy(model).to(dtype)
     Xt = X.to(dtype)
     lfn = loss_fn(loss)
@@ -72,6 +75,8 @@ def compare_adam_speed(
     Returns:
         ``(train_adam steps/s, textbook steps/s)``, both in float32.
     """
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_positive_int("steps", steps)
     check_positive_int("repeats", repeats)
     fast, slow = 0.0, 0.0
     for _ in range(repeats):
