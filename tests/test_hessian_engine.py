@@ -168,6 +168,27 @@ def test_hvp_reuses_its_state_until_theta_changes():
     _close(after, hl.hessian_reference(f, theta) @ v)
 
 
+@pytest.mark.parametrize("family", ["gpt", "cnn"])
+def test_the_three_batched_hvps_agree_and_the_fastest_is_remembered(family):
+    from hesslib.core import hessian
+    from hesslib.nets import zoo
+
+    cfg = zoo.spectra_settings(family, "quick")
+    prob = zoo.spectra_problem(cfg, dtype=torch.float64, device="cpu")
+    f, theta = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")
+    V = torch.randn(theta.numel(), 5, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    ref = hessian._reverse_over_reverse(*hessian._gradient_graph(f, theta))(V)
+    for make in (hessian._forward_over_reverse, hessian._vjp_of_grad):
+        _close(make(f, theta)(V), ref)
+    key = hessian._signature(f, theta)
+    hessian._FASTEST.pop(key, None)
+    _close(hl.hvp(f, theta, V), ref)  # tunes: measures the three, keeps the fastest
+    assert hessian._FASTEST[key] in ("rr", "vjp", "fwd")
+    g, theta2 = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")  # same architecture
+    _close(hl.hvp(g, theta2, V), ref)
+    assert hessian._state(g, theta2)["method"] == hessian._FASTEST[key]
+
+
 # -------------------------------------------------------------------------- memory budget
 def test_chunk_size_comes_from_the_work_per_direction():
     k = workspace.plan_chunk(100, per_item=10, budget=1000, fixed=100, result=200, what="x")

@@ -24,8 +24,12 @@ batched GEMM (an autograd function with its own vmap rule).
 **HVPs** (:func:`hvp`, hence Lanczos, SLQ, top-k) use the head's structure where the logits
 dominate the forward pass (Gaussian setting: about eight passes over the logits per direction;
 SLQ 10 probes × 80 steps in 26 s against hessian-eigenthings' 68 s, same probes, same
-accuracy); elsewhere (the chapter-06 GPT and CNN) the faster of forward-over-reverse and a
-batched backward through the gradient's graph, built once per ``theta`` and kept.
+accuracy); elsewhere (the chapter-06 GPT and CNN) the fastest of three batched HVPs, measured
+once per architecture: forward-over-reverse (``vmap(jvp(grad))``, curvlinops' method), a
+batched backward through the gradient's graph (``is_grads_batched``), and ``vmap`` of the VJP
+of ``grad`` — both of the latter keep the gradient's graph for the next call, and the VJP's
+batching rules avoid the per-direction loops that autograd's batched backward falls back to for
+convolutions, GELU and layer norm (the CNN: 6.8 k operator calls per 32 HVPs, against 165 k).
 
 **Memory.** Chunk sizes come from a budget that counts the intermediates
 (:mod:`hesslib.core.workspace`); a Hessian whose result and smallest chunk of work do not fit is
@@ -40,7 +44,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.func import grad, hessian, jvp, vmap
+from torch.func import grad, hessian, jvp, vjp, vmap
 
 from .checks import check_matrix
 from .flat import FlatLoss, flat_loss
@@ -123,29 +127,54 @@ def _forward_over_reverse(f: ScalarFn, theta: torch.Tensor):
     return torch.no_grad()(batched)
 
 
+def _vjp_of_grad(f: ScalarFn, theta: torch.Tensor):
+    """``V (P, k) -> H V``: ``vmap`` of the VJP of ``grad(f)`` at ``theta`` (``H`` is
+    symmetric). The VJP keeps the gradient's graph like :func:`_reverse_over_reverse`, but
+    batches through functorch's rules, which cover convolutions without a per-direction loop."""
+    _, pullback = vjp(grad(f), theta)
+    return torch.no_grad()(vmap(lambda u: pullback(u)[0], in_dims=1, out_dims=1))
+
+
+#: The method each architecture measured fastest, per process: ``signature -> name``.
+_FASTEST: dict[tuple, str] = {}
+
+
+def _signature(f: FlatLoss, theta: torch.Tensor) -> tuple:
+    return (type(f.model).__qualname__, f.shapes, tuple(f.X.shape), f.X.dtype, f.loss,
+            theta.dtype, theta.device.type)  # fmt: skip
+
+
 def _tuned(f: FlatLoss, theta: torch.Tensor, state: dict):
-    """The faster of the two batched HVPs, measured once on (up to 32 columns of) the first
-    block of at least four directions — untimed warm-up, then two rounds alternating, best of
-    each — and kept in ``state``. The winner depends on the model: at 32 directions on a quiet
-    2-core CPU, reverse-over-reverse 84-88 vs 68-69 HVP/s on the chapter-06 GPT; on the CNN the
-    two are within 15 % of each other and the order changes from run to run."""
-    if "graph" not in state:
-        state["graph"] = _gradient_graph(f, theta)
-    methods = {"rr": _reverse_over_reverse(*state["graph"]), "fwd": _forward_over_reverse(f, theta)}
+    """The fastest of three batched HVPs, measured on (up to 32 columns of) the first block of
+    at least four directions — untimed warm-up, then two rounds alternating, best of each — and
+    remembered for the architecture (model class, parameter and input shapes, dtypes, device).
+    The winner depends on the model: see ``benchmarks/bench_peers.py`` (HVPs per second on the
+    chapter-06 GPT and CNN) for this machine's numbers."""
+    builders = {"rr": lambda: _reverse_over_reverse(*_gradient_graph(f, theta)),
+                "vjp": lambda: _vjp_of_grad(f, theta),
+                "fwd": lambda: _forward_over_reverse(f, theta)}  # fmt: skip
+    methods = state.setdefault("methods", {})  # built once per theta (a graph each)
+
+    def method(name: str):
+        if name not in methods:
+            methods[name] = builders[name]()
+        return methods[name]
 
     def mv(V: torch.Tensor) -> torch.Tensor:
+        if "method" not in state and _signature(f, theta) in _FASTEST:
+            state["method"] = _FASTEST[_signature(f, theta)]
         if "method" in state or V.shape[1] < 4:
-            return methods[state.get("method", "rr")](V)
-        seconds, probe = {name: float("inf") for name in methods}, V[:, :32]
-        for call in methods.values():
-            call(probe)  # first-use costs are not the method's
+            return method(state.get("method", "rr"))(V)
+        seconds, probe = dict.fromkeys(builders, float("inf")), V[:, :32]
+        for name in builders:
+            method(name)(probe[:, :2])  # first-use costs are not the method's
         for _ in range(2):
-            for name, call in methods.items():
+            for name in builders:
                 t0 = time.perf_counter()
-                call(probe)
+                method(name)(probe)
                 seconds[name] = min(seconds[name], time.perf_counter() - t0)
-        state["method"] = min(seconds, key=seconds.get)
-        return methods[state["method"]](V)
+        state["method"] = _FASTEST[_signature(f, theta)] = min(seconds, key=seconds.get)
+        return method(state["method"])(V)
 
     return mv
 
@@ -154,8 +183,8 @@ def _hvp_block(
     f: ScalarFn, theta: torch.Tensor, structured: bool = True
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``V (P, k) -> H V (P, k)``: the head's structure where it pays; else, for a flat loss,
-    the faster of a batched backward through the gradient's graph (built once per ``theta``)
-    and forward-over-reverse; for any other function, reverse-over-reverse."""
+    the fastest batched HVP for the architecture (:func:`_tuned`; graphs built once per
+    ``theta``); for any other function, reverse-over-reverse."""
     if isinstance(f, FlatLoss):
         state = _state(f, theta)
         if structured and state["head_hvp"]:
