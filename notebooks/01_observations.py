@@ -390,9 +390,9 @@ plt.show()
 for loss, s in fig1.items():
     sw, sv = s.stats("W"), s.stats("V")
     print(
-        f"{loss}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass "
-        f"{sw.diag_mass:.3f}), H_vv ratio {sv.rms_ratio:.2e}, whole H "
-        f"diagonal mass {s.diag_mass():.3f}"
+        f"{loss:>3}: H_ww ratio {sw.rms_ratio:.3f} (diagonal mass "
+        f"{sw.diag_mass:.3f}), H_vv ratio {sv.rms_ratio:.2e}\n"
+        f"     whole H diagonal mass {s.diag_mass():.3f}"
     )
     Nw = s.group_norms("W")
     assert bool(

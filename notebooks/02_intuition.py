@@ -454,10 +454,9 @@ entry = {
     ]
 }
 n_entries = ex_new.num_params**2
-print(
-    entry,
-    f"\n{chk_new.num_zero} of {n_entries} entries are identically zero",
-)
+for (a, b), value in entry.items():
+    print(f"Hessian entry ({a}, {b}): {value}")
+print(f"{chk_new.num_zero} of {n_entries} entries are identically zero")
 assert chk_new.pattern_ok and chk_new.max_err < 1e-12
 assert (
     entry[("w_{1,1}", "w_{3,1}")] == 0

@@ -247,10 +247,8 @@ speed = ch.adam_speed(net, data.X, data.y, steps=speed_steps)
 fast, slow = (
     speed_steps / speed[k].median for k in ("train_adam", "textbook")
 )
-print(
-    f"train_adam {fast:.0f} steps/s, textbook {slow:.0f} steps/s;",
-    speed["train_adam"].label,
-)
+print(f"train_adam {fast:.0f} steps/s, textbook {slow:.0f} steps/s")
+print(f"({speed['train_adam'].label})")
 
 # %% tags=["remove-cell"]
 glue("ch03_steps_per_s", fast, display=False)
@@ -819,7 +817,7 @@ for c in tqdm(deep_run.checkpoints, desc="Hessians"):
     deep_snaps.append(s)
     print(
         f"step {s.step:>5}: loss {s.loss:.2e}, residual part "
-        f"{s.residual_share:.3f} of |H|_F, layer-diagonal mass "
+        f"{s.residual_share:.3f} of |H|_F,\n{'':12}layer-diagonal mass "
         f"{s.layer_diag_mass:.3f}, ratios {np.round(s.neuron_ratios, 3)}"
     )
 assert deep_snaps[-1].residual_share < 0.5 * deep_snaps[0].residual_share
@@ -976,18 +974,14 @@ print(
     f"the teacher uses {int(y_teacher.unique().numel())} of {cfg.C} "
     f"classes"
 )
-print(
-    {
-        k: round(t_sum[k], 3)
-        for k in (
-            "loss_init",
-            "loss_final",
-            "residual_ratio",
-            "rest_ratio",
-            "total_ratio",
-        )
-    }
-)
+for k in (
+    "loss_init",
+    "loss_final",
+    "residual_ratio",
+    "rest_ratio",
+    "total_ratio",
+):
+    print(f"{k:>14}: {t_sum[k]:.3f}")
 assert (
     t_sum["loss_final"] < 0.2 * t_sum["loss_init"]
     and t_sum["residual_ratio"] < 0.5

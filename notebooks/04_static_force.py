@@ -189,7 +189,7 @@ model, loss = hl.case_model(1, 5, 4, seed=seed, device=device)
 f, theta = hl.flat_loss(model, small.X, small.y, loss)
 norms = hl.block_norms(hl.hessian_reference(f, theta), model.layout())
 off_diagonal = norms[~torch.eye(4, dtype=torch.bool, device=norms.device)]
-print(norms)
+print(norms.cpu())  # on the CPU: no device in the printout
 assert float(off_diagonal.max()) == 0.0
 
 # %% [markdown]
@@ -325,9 +325,11 @@ predicted = np.array(
         for i in range(10)
     ]
 )
+print("prediction / measurement - 1, classes 0 to 9:")
 print(
-    "prediction / measurement - 1:",
-    np.array2string(predicted / measured - 1, precision=3),
+    np.array2string(
+        predicted / measured - 1, precision=3, max_line_width=72
+    )
 )
 assert abs(predicted.mean() / measured.mean() - 1) < 0.2
 
@@ -517,11 +519,10 @@ plt.show()
 
 # %%
 err = {key: sweep.relative_error(key) for key in ch.SWEEP_KEYS}
-for key, e in err.items():
-    print(
-        f"{key}: prediction/measurement - 1 = "
-        f"{np.array2string(e, precision=3)}"
-    )
+print("prediction / measurement - 1, one row per number of classes C")
+print(f"{'C':>6}" + "".join(f"{key:>11}" for key in err))
+for i, C in enumerate(sweep.Cs):
+    print(f"{C:>6}" + "".join(f"{e[i]:>+11.3f}" for e in err.values()))
 assert all(
     np.abs(err[k]).max() < 0.1
     for k in ("case2_vv", "case3_ww", "case4_ww")
@@ -1087,9 +1088,8 @@ unit = hl.core.timing.time_call(
     **reps,
 )
 unit_rate = 6 * cfg.N**2 * C_top / unit.median  # multiply-adds per second
-print(
-    f"one sweep point at C = {C_top}: {unit.median:.2f} s ({unit.label})"
-)
+print(f"one sweep point at C = {C_top}: {unit.median:.2f} s")
+print(f"({unit.label})")
 
 # %% tags=["remove-cell"]
 work = {

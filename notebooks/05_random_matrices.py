@@ -69,7 +69,7 @@ import numpy as np
 import pandas as pd
 import torch
 from hesslib.chapters import random_matrices as ch
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 PROFILES = {
@@ -420,10 +420,9 @@ sq = {
 }
 pred_b = hl.second_moment_prediction(blk.lam, gamma=blk.gamma)
 err_b = {name: v / pred_b - 1 for name, v in sq.items()}
-print(
-    "(1/d)|H|_F^2 / prediction - 1:",
-    {k: f"{v:+.4f}" for k, v in err_b.items()},
-)
+print("(1/d)|H|_F^2 / prediction - 1")
+for k, v in err_b.items():
+    print(f"{k:>10}: {v:+.4f}")
 assert max(abs(v) for v in err_b.values()) < 0.05
 
 # %% tags=["remove-cell"]
@@ -478,12 +477,8 @@ drift = (
 off_gmp = (curve.mean - curve.gmp).abs().max(
     0
 ).values / curve.gmp.abs()  # (Z,)
-print(
-    "max |E s(t) - E s(1)|:",
-    drift.numpy().round(4),
-    "| SE:",
-    curve.sem.max(0).values.numpy().round(4),
-)
+print("max |E s(t) - E s(1)|: ", drift.numpy().round(4))
+print("largest standard error:", curve.sem.max(0).values.numpy().round(4))
 print("max |E s(t) - s_GMP| / |s_GMP|:", off_gmp.numpy().round(4))
 assert float(off_gmp.max()) < 0.05
 
@@ -678,9 +673,10 @@ plt.show()
 # the output layer, the non-isotropic version of chapter 04). `ch.second_moment_cases` runs the
 # four cases through chapter 04's functions (`hl.block_ratios_at_init` for the measurement and the
 # decoupled measurement, `hl.predicted_block_ratios` for the prediction) and averages over draws.
-# Columns: mean $\frac1k\|H_{bb}\|_F^2$ over diagonal blocks and $\frac1k\|H_{bc}\|_F^2$ over
-# off-diagonal ones ($k$ the block size), measured / decoupled / predicted, and the RMS block
-# ratio:
+# The first table holds the mean $\frac1k\|H_{bb}\|_F^2$ over diagonal blocks and the mean
+# $\frac1k\|H_{bc}\|_F^2$ over off-diagonal ones ($k$ the block size), each measured, decoupled
+# and predicted; the second holds the RMS block ratio, the same three ways. A row is one case,
+# layer and number of classes $C$:
 
 # %%
 rows = ch.second_moment_cases(
@@ -691,28 +687,24 @@ rows = ch.second_moment_cases(
     seed=seed + 6,
     device=device,
 )
-table = pd.DataFrame(
-    [
-        {
-            "case": r.case,
-            "layer": r.layer,
-            "C": r.C,
-            "diag meas.": r.diag[0],
-            "diag decoup.": r.diag[1],
-            "diag pred.": r.diag[2],
-            "off meas.": r.off[0],
-            "off decoup.": r.off[1],
-            "off pred.": r.off[2],
-            "ratio meas.": r.ratio[0],
-            "ratio decoup.": r.ratio[1],
-            "ratio pred.": r.ratio[2],
-        }
-        for r in rows
-    ]
+cases = pd.MultiIndex.from_tuples(
+    [(r.case, r.layer, r.C) for r in rows], names=["case", "layer", "C"]
 )
-table.style.format(
-    precision=3, formatter={c: "{:.3g}" for c in table.columns[3:]}
-).hide(axis="index")
+how = ["meas.", "decoup.", "pred."]
+block_moments = pd.DataFrame(
+    [[*r.diag, *r.off] for r in rows],
+    index=cases,
+    columns=pd.MultiIndex.from_product(
+        [["diagonal", "off-diagonal"], how]
+    ),
+)
+ratios = pd.DataFrame(
+    [list(r.ratio) for r in rows],
+    index=cases,
+    columns=pd.MultiIndex.from_product([["RMS block ratio"], how]),
+)
+display(block_moments.map("{:.3g}".format))
+display(ratios.map("{:.3g}".format))
 
 
 # %%
@@ -732,7 +724,14 @@ assert all(
 )  # exact zeros
 C_big = max(cfg.mom_Cs)
 r4 = next(r for r in rows if (r.case, r.layer, r.C) == (4, "vv", C_big))
-print({k: f"diag {a:+.3f}, ratio {b:+.3f}" for k, (a, b) in rel.items()})
+print("measured / predicted - 1")
+print(
+    pd.DataFrame(
+        list(rel.values()),
+        index=pd.MultiIndex.from_tuples(rel, names=["case", "layer", "C"]),
+        columns=["diagonal norm", "block ratio"],
+    ).to_string(float_format="{:+.3f}".format)
+)
 tol = (
     0.25 if cfg.profile == "quick" else 0.1
 )  # quick: N = 200, single blocks fluctuate
@@ -822,9 +821,9 @@ m2 = {
     "exact": float((exact**2).mean()),
     "GMP": hl.second_moment_prediction(lam1, gamma=cfg.slq_d / cfg.slq_N),
 }
+print(f"JS distance SLQ vs exact: {js_slq:.4f}")
 print(
-    f"JS distance SLQ vs exact: {js_slq:.4f}; second moments",
-    {k: f"{v:.5f}" for k, v in m2.items()},
+    "second moments: " + ", ".join(f"{k} {v:.5f}" for k, v in m2.items())
 )
 assert js_slq < 0.1 and abs(m2["SLQ"] / m2["exact"] - 1) < 0.1
 

@@ -61,6 +61,7 @@ cnn_spectra_file = (
 # %%
 import math
 import os
+import textwrap
 import time
 
 import hesslib as hl
@@ -185,10 +186,8 @@ layouts = {
 }
 H0 = hl.full_hessian(f_tiny, theta0)
 asym = float((H0 - H0.T).abs().max() / H0.abs().max())
-print(
-    f"P = {theta0.numel()}, {tiny_data.name}; "
-    + f"max|H - Hᵀ| / max|H| = {asym:.1e}"
-)
+print(f"P = {theta0.numel()}, {tiny_data.name}")
+print(f"max|H - Hᵀ| / max|H| = {asym:.1e}")
 assert asym < 1e-10
 
 # %% [markdown]
@@ -206,11 +205,11 @@ mass = {
     for by, lay in layouts.items()
 }
 null = {by: ch.null_diag_mass(lay) for by, lay in layouts.items()}
+print(
+    f"{'blocks':18} {'diagonal mass':>14} {'equal-entries baseline':>23}"
+)
 for (when, by), m in mass.items():
-    print(
-        f"{when:>7}, blocks by {by:6}: diagonal mass {m:.3f}  "
-        f"(equal-entries baseline {null[by]:.3f})"
-    )
+    print(f"{when + ', by ' + by:18} {m:>14.3f} {null[by]:>23.3f}")
     assert (
         when == "init" or m > 2 * null[by]
     )  # after training: well above the baseline
@@ -379,25 +378,25 @@ cmp = {m: ch.compare(g) for m, g in grids.items()}
 
 # %%
 for m, g in grids.items():
+    print(f"{m.upper()}: final loss (seed {seeds[0]}) by learning rate")
     for opt in ("sgd", "adam"):
-        scores = "  ".join(
+        scores = ", ".join(
             f"{lr:g}: {g.tuning_score(opt, lr):.3f}" for lr in g.grid(opt)
         )
-        print(
-            f"{m.upper()} {opt:4} final loss (seed {seeds[0]}), "
-            + f"by lr: {scores}"
-        )
+        print(textwrap.fill(scores, 74, initial_indent=f"  {opt:5}",
+                            subsequent_indent=" " * 7))  # fmt: skip
     c = cmp[m]
     print(
         f"  chosen lr: SGD {c.lr['sgd']:g}, Adam {c.lr['adam']:g} "
-        f"(inside the grids: {c.interior}); "
-        f"final loss over {len(seeds)} seeds: "
-        f"SGD {c.final['sgd'].median:.3f} "
-        f"[{c.final['sgd'].lo:.3f}, {c.final['sgd'].hi:.3f}], "
-        f"Adam {c.final['adam'].median:.3f} "
-        f"[{c.final['adam'].lo:.3f}, {c.final['adam'].hi:.3f}] "
-        f"-> {c.verdict}"
+        f"(inside the grids: {c.interior})"
     )
+    print(f"  final loss over {len(seeds)} seeds, median [min, max]:")
+    for opt, name in (("sgd", "SGD"), ("adam", "Adam")):
+        fin = c.final[opt]
+        print(
+            f"    {name:4} {fin.median:.3f} [{fin.lo:.3f}, {fin.hi:.3f}]"
+        )
+    print(f"  -> {c.verdict}")
     assert all(
         math.isfinite(x)
         for x in c.final["sgd"].values + c.final["adam"].values
@@ -532,8 +531,12 @@ half = hl.train.seed_spread(
 )  # fmt: skip
 r = small_cmp.ratio
 print(
-    f"smaller GPT: lr {small_cmp.lr}, SGD/Adam final-loss ratio "
-    f"{r.median:.3f} [{r.lo:.3f}, {r.hi:.3f}] -> {small_cmp.verdict}"
+    f"smaller GPT: lr SGD {small_cmp.lr['sgd']:g}, "
+    f"Adam {small_cmp.lr['adam']:g}"
+)
+print(
+    f"  SGD/Adam final-loss ratio {r.median:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
+    f" -> {small_cmp.verdict}"
 )
 print(
     f"GPT: SGD/Adam loss ratio at half the budget {half.median:.3f}, "
@@ -642,9 +645,8 @@ for (m, when), (neg, pos) in tails.items():
         f"{m.upper()} {when:>7}: mass beyond ±5 % of max|λ|: "
         f"negative {neg:.3f}, positive {pos:.3f}"
     )
-print(
-    "JS distance between the scaled full spectra of GPT and CNN:", full_js
-)
+print("JS distance between the scaled full spectra of GPT and CNN:")
+print("  " + ", ".join(f"{k} {v:.3f}" for k, v in full_js.items()))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Full-Hessian spectra (SLQ over all parameters) of the GPT and the CNN, each on its own dimensionless axis $\\lambda/\\lambda_{\\mathrm{rms}}$, at initialisation (left) and after Adam training (right); log density.", "name": "fig-06-full-spectra"}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
@@ -707,11 +709,11 @@ for m, pb in problems.items():
     )  # enough probes: two halves; else a second run
     second[m] = None if split else slq_blocks(m, pb, seed + 1)
     print(
-        f"{m.upper()}: P = {pb.layout.num_params}, {pb.data.name}, "
+        f"{m.upper()}: P = {pb.layout.num_params}, "
         f"{len(spec[m].names)} blocks, {spec[m].num_matvecs} batched "
-        f"HVPs, "
-        f"{spec[m].seconds:.1f} s, JS0 = {spec[m].js0:.3f}"
+        f"HVPs, {spec[m].seconds:.1f} s, JS0 = {spec[m].js0:.3f}"
     )
+    print(f"     data: {pb.data.name}")
 gpt_spec, cnn_spec = spec["gpt"], spec["cnn"]
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "SLQ densities of the diagonal Hessian blocks at initialisation, log density against a symmetric-log eigenvalue axis. Left: the GPT, one curve per parameter tensor; right: the CNN, one per layer.", "name": "fig-06-block-spectra"}}
@@ -751,11 +753,14 @@ for m in ("gpt", "cnn"):
         est[m, part] = hl.spectral.js_estimate(
             spec[m], second[m], drop=drop
         )
+print(
+    f"{'blocks':10} {'JS0':>6} {'second probes':>14} "
+    f"{'noise floor':>12} {'largest block':>14}"
+)
 for (m, part), e in est.items():
     print(
-        f"{m.upper()} {part:6}: JS0 {e.js0:.3f} (second probe set "
-        f"{e.js0_other:.3f}), noise floor {e.floor_mean:.3f} "
-        f"(largest block {float(e.floor.max()):.3f})"
+        f"{m.upper() + ' ' + part:10} {e.js0:>6.3f} {e.js0_other:>14.3f} "
+        f"{e.floor_mean:>12.3f} {float(e.floor.max()):>14.3f}"
     )
 gap = {p: est["gpt", p].js0 - est["cnn", p].js0 for p in ("all", "hidden")}
 floor = {
@@ -1001,9 +1006,12 @@ variants = {
         ("other", "other", "init"),
     )
 }
-for q in [*cases.values(), *variants.values()]:
+problems_q = [*cases.values(), *variants.values()]
+wide = max(len(q.name) for q in problems_q)
+print(f"{'problem':{wide}} {'κ':>5}  κ_l of the blocks")
+for q in problems_q:
     kl = ", ".join(f"{x:.1f}" for x in q.block_kappas)
-    print(f"{q.name:42} κ = {q.kappa:.0f}, κ_l = [{kl}]")
+    print(f"{q.name:{wide}} {q.kappa:>5.0f}  [{kl}]")
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eigenvalues of the blocks of the four quadratic problems (one row per block, log scale). All four have condition number 2000.", "name": "fig-06-case-spectra"}}
 fig, axes = plt.subplots(1, 4, figsize=(12, 2.6), sharex=True)
@@ -1033,17 +1041,20 @@ report = {
     for k, q in [*cases.items(), *variants.items()]
 }
 NAMES = ("GD", "blockwise GD", "Adam, β2 = 1", "Adam, β2 = 0.999")
-print(
-    f"{'case':8} {'max κ_l':>8} {'r':>9} {'r·maxκ_l':>9} | final L/L0: "
-    + " | ".join(NAMES)
-)
+print(f"{'case':8} {'max κ_l':>8} {'r':>9} {'r·max κ_l':>10}")
 for k, rep in report.items():
     c = rep.constants
-    finals = " | ".join(f"{rep.runs[n].final:.1e}" for n in NAMES)
     print(
         f"{k!s:8} {max(rep.problem.block_kappas):8.1f} {c.r:9.3g} "
-        f"{c.complexity():9.3g} | {finals}"
+        f"{c.complexity():10.3g}"
     )
+print("\nfinal loss / initial loss L/L0")
+print(f"{'case':8}" + "".join(f"{n:>{max(len(n), 9) + 2}}" for n in NAMES))
+for k, rep in report.items():
+    finals = (
+        f"{rep.runs[n].final:>{max(len(n), 9) + 2}.1e}" for n in NAMES
+    )
+    print(f"{k!s:8}" + "".join(finals))
 for (
     k,
     rep,
@@ -1107,9 +1118,9 @@ kf_mean, kf_med = (
 )
 print(
     f"case 3, {cfg.r_trials} trials: r <= 100 in {frac:.1%} (r' <= 100 in "
-    f"{trials.fraction_below(100, proof=True):.1%}); "
-    f"median r {float(trials.r.median()):.0f}"
+    f"{trials.fraction_below(100, proof=True):.1%})"
 )
+print(f"median r {float(trials.r.median()):.0f}")
 print(
     "κ(D_l⁻¹H_l)/κ_l: mean",
     kf_mean.numpy().round(1),
@@ -1337,9 +1348,10 @@ mem = {
     k: 4 * hl.train.optimizer_state_numel((P_gpt2, B_gpt2), k) / 2**20
     for k in ("adam", "adam-mini")
 }
+print(f"GPT-2 small: P = {P_gpt2:,}, B = {B_gpt2:,}")
 print(
-    f"GPT-2 small: P = {P_gpt2:,}, B = {B_gpt2:,}; float32 state: "
-    f"Adam {mem['adam']:.0f} MiB, Adam-mini {mem['adam-mini']:.0f} MiB"
+    f"  float32 state: Adam {mem['adam']:.0f} MiB, "
+    f"Adam-mini {mem['adam-mini']:.0f} MiB"
 )
 assert 0.5 < mem["adam-mini"] / mem["adam"] < 0.51
 
@@ -1416,12 +1428,15 @@ for c, pt in dial.items():
     s, a = pt.accuracy("sgd"), pt.accuracy("adam")
     print(
         f"c = {c:2}: JS0 {pt.spectra.js0:.3f}, top eigenvalue "
-        f"{float(pt.top_eigenvalues.max()):9.2e}; test accuracy "
-        f"SGD {s.median:.3f} [{s.lo:.3f}, {s.hi:.3f}] "
-        f"(lr {pt.grid.best_lr('sgd'):g}), Adam {a.median:.3f} "
-        f"[{a.lo:.3f}, {a.hi:.3f}] (lr {pt.grid.best_lr('adam'):g}) "
-        f"-> {pt.verdict}"
+        f"{float(pt.top_eigenvalues.max()):.2e}"
     )
+    for opt, acc, name in (("sgd", s, "SGD "), ("adam", a, "Adam")):
+        print(
+            f"{'test accuracy' if opt == 'sgd' else '':>21} {name} "
+            f"{acc.median:.3f} [{acc.lo:.3f}, {acc.hi:.3f}] "
+            f"(lr {pt.grid.best_lr(opt):g})"
+        )
+    print(f"{'->':>10} {pt.verdict}")
 
 # %%
 cs = list(dial)
@@ -1638,7 +1653,8 @@ timed = hl.core.time_call(
     repeats=cfg.timing_repeats, warmup=0, threads=torch.get_num_threads(),
 )  # fmt: skip
 vocab.append(last[-1])
-print(f"C = {Cs[-1]}: {timed.median:.2f} s ({timed.label})")
+print(f"C = {Cs[-1]}: {timed.median:.2f} s")
+print(f"({timed.label})")
 ratio = torch.tensor([s.rms_ratio for s in vocab], dtype=torch.float64)
 pred = torch.tensor(
     [s.predicted_ratio for s in vocab], dtype=torch.float64
@@ -1878,7 +1894,7 @@ for name, spec in (("GPT", gpt_spec), ("CNN", cnn_spec)):
     flattest = spec.names[int(tops.argmin())]
     print(
         f"{name}: sharpest/flattest top eigenvalue = "
-        f"{float(tops.max() / tops.min()):.1f} (flattest block: "
-        f"{flattest})"
+        f"{float(tops.max() / tops.min()):.1f}"
     )
+    print(f"     flattest block: {flattest}")
     assert float(tops.max() / tops.min()) >= 1

@@ -609,13 +609,8 @@ def test_every_other_page_in_the_browser(site, base_url, browser, audits):
         check(result, doc)
 
 
-# The notebooks are reformatted to these checks after they land (issue 17): until then a chapter
-# page fails them. Other pages must pass now.
-NOT_YET = pytest.mark.xfail(strict=False, reason="notebooks not yet reformatted (issue 17)")
-LAYOUT_PAGES = [
-    pytest.param(doc, marks=NOT_YET) if chapter_number(doc) is not None else doc
-    for doc in [*PAGES, "py-modindex"]
-]
+# Every page of the site, the chapters included, passes the layout checks (issue 17).
+LAYOUT_PAGES = [*PAGES, "py-modindex"]
 
 
 @pytest.mark.parametrize("doc", LAYOUT_PAGES)
