@@ -1034,6 +1034,7 @@ quad = (res.weights * res.nodes**2).sum(
     1
 )  # (4,) two-node quadrature of x^2, per probe
 hutch = (matvec(probes) ** 2).sum(0).cpu()  # (4,) |H v|^2
+quad = quad.cpu()
 print("quadrature:", quad.numpy(), "\n|Hv|^2:    ", hutch.numpy())
 assert torch.allclose(quad, hutch, rtol=1e-10)
 

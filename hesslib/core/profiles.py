@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from types import SimpleNamespace
 from typing import Any
 
@@ -41,6 +42,7 @@ def resolve_profile(
     ns = SimpleNamespace(profile=profile, **settings)
     if verbose:
         print(f"profile = {profile!r}")
-        for key, value in settings.items():
-            print(f"  {key} = {value!r}")
+        for key, value in settings.items():  # long values wrap inside the page's code box
+            indent = " " * (len(key) + 5)
+            print(textwrap.fill(f"  {key} = {value!r}", width=74, subsequent_indent=indent))
     return ns
