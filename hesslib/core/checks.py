@@ -144,13 +144,14 @@ def check_net_inputs(X, W, V, *, loss: str, y=None) -> tuple[int, int, int, int]
     return N, d, m, C
 
 
-def check_num_classes(num_classes: object) -> int:
-    """Raise unless ``num_classes`` is an integer >= 2."""
+def check_num_classes(num_classes: object, name: str = "num_classes") -> int:
+    """Raise unless ``num_classes`` is an integer >= 2 (``name``: the argument's name)."""
+    label = name if name == "num_classes" else f"{name} (num_classes)"
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        raise TypeError(f"{label} must be an int >= 2, got {num_classes!r}")
     if num_classes < 2:
         raise ValueError(
-            f"num_classes must be >= 2 (a classifier needs two classes), got {num_classes}"
+            f"{label} must be >= 2 (a classifier needs two classes), got {num_classes}"
         )
     return num_classes
 
@@ -245,13 +246,7 @@ def check_index(name: str, value: object, n: int, what: str = "an index") -> int
 
 def check_class_count(name: str, value: object) -> int:
     """:func:`check_num_classes` for a number of classes under another name (``C``)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} (num_classes) must be an int >= 2, got {value!r}")
-    if value < 2:
-        raise ValueError(
-            f"{name} (num_classes) must be >= 2 (a classifier needs two classes), got {value}"
-        )
-    return value
+    return check_num_classes(value, name)
 
 
 def as_finite_float64(name: str, x: object, *, positive: bool = False) -> torch.Tensor:
