@@ -259,14 +259,14 @@ def as_finite_float64(name: str, x: object, *, positive: bool = False) -> torch.
     return t
 
 
-def check_model_data(model: object, X: object, y: object, *, model_name: str = "model") -> None:
+def check_model_data(model: object, X: object, y: object) -> None:
     """Raise unless ``model`` is a module mapping ``X`` to logits ``(len(y), C)`` and ``y``
     holds class indices in ``[0, C)``.
 
     ``X`` is whatever the model takes: finite float32/float64 inputs or images, or integer
     token ids. One forward pass without gradients checks that the model accepts it.
     """
-    check_type(model_name, model, torch.nn.Module, "a torch.nn.Module")
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     check_type("X", X, torch.Tensor, "a torch.Tensor of inputs")
     if X.is_floating_point():
         check_matrix("X", X, ndim=X.ndim)
@@ -282,7 +282,7 @@ def check_model_data(model: object, X: object, y: object, *, model_name: str = "
         raise
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         raise ValueError(
-            f"X must be an input {model_name} accepts, got {X.dtype} {tuple(X.shape)}: {err}"
+            f"X must be an input the model accepts, got {X.dtype} {tuple(X.shape)}: {err}"
         ) from err
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != y.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..core.checks import check_model_data, check_real, check_type
+from ..core.checks import check_real, check_type
 from ..core.flat import flat_loss
 from .blockwise import BlockwiseSpectra, hvp_matvec
 from .density import Spectrum, slq, slq_density
@@ -170,8 +170,8 @@ def full_spectrum(
     net: nn.Module, X, y, *, num_steps: int, num_probes: int, seed: int = 0, chunk=None
 ) -> Spectrum:
     """SLQ of the *whole* Hessian of the mean CE loss (probes over all parameters, §2.2)."""
-    check_model_data(net, X, y, model_name="net")
-    f, theta = flat_loss(net, X, y, "ce")
+    check_type("net", net, nn.Module, "a torch.nn.Module")
+    f, theta = flat_loss(net, X, y, "ce")  # checks the batch (one forward pass)
     return slq(
         hvp_matvec(f, theta, chunk=chunk),
         theta.numel(),
