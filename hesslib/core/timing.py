@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_positive_int, check_type
+from .checks import check_callable, check_positive_int, check_type
 
 __all__ = ["Timing", "compare_timings", "time_call"]
 
@@ -95,7 +95,7 @@ def compare_timings(
     if not calls:
         raise ValueError("calls must name at least one contender")
     for name, call in calls.items():
-        check_type(f"calls[{name!r}]", call, Callable, "a callable taking no arguments")
+        check_callable(f"calls[{name!r}]", call, "a callable taking no arguments")
     check_positive_int("repeats", repeats)
     if threads is not None:
         check_positive_int("threads", threads)
@@ -127,5 +127,5 @@ def time_call(
     call: Callable[[], object], *, repeats: int = 5, threads: int | None = None, warmup: int = 1
 ) -> Timing:
     """:func:`compare_timings` for a single call."""
-    check_type("call", call, Callable, "a callable taking no arguments")
+    check_callable("call", call, "a callable taking no arguments")
     return compare_timings({"call": call}, repeats=repeats, threads=threads, warmup=warmup)["call"]
