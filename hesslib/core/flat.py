@@ -78,12 +78,10 @@ def flat_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str = "c
             pass without gradients: :func:`hesslib.core.checks.check_model_data`).
     """
     check_loss(loss)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model_data(model, X, y)  # model a module, X and y a batch it takes
     named = list(model.named_parameters())
     if not named:
         raise ValueError("model has no parameters")
-    check_model_data(model, X, y)
     theta = torch.cat([p.detach().reshape(-1) for _, p in named])
     if not bool(theta.isfinite().all()):
         raise ValueError("model parameters contain non-finite values (NaN or inf)")
