@@ -15,8 +15,16 @@
    Wasserstein-1 distance of the quadrature to the exact spectrum; and the top ``--topk``
    eigenpairs with ``--topk-matvecs`` products each (``hl.spectral.top_eigenpairs``,
    eigenthings' ``lanczos``, SciPy's ``eigsh`` on curvlinops' operator).
-3. HVPs per second, 32 directions, on chapter 06's GPT and CNN (``default`` profile, float64):
-   hesslib batched and one at a time, the plain autograd loop, both peers.
+3. HVPs per second on chapter 06's GPT and CNN (``--hvp-profile``, float32 as in the chapter,
+   and float64), ``--hvp-repeats`` interleaved repeats, with the per-repeat ratio of each
+   contender's time to hesslib's (median, min–max):
+
+   * dense: 32 random directions; hesslib batched and one at a time, the plain autograd loop,
+     both peers;
+   * block: chapter 06's own workload, one block-Lanczos step of ``--block-probes`` probes per
+     module block, of which only the block's rows ``H_bb q`` are read; hesslib's
+     ``block_diagonal_hvp``, hesslib's full HVPs of the same columns, curvlinops with one
+     operator per block, hessian-eigenthings' full HVPs.
 
 Every timing is :func:`hesslib.core.timing.compare_timings` (same threads, interleaved
 repeats, min and median); ratios are against the plain loop (table 1) or the fastest peer.
@@ -237,33 +245,113 @@ def topk_table(args, f, theta, ops, exact) -> dict:
     return {"k": k, "matvec_budget": budget, "rows": rows, "note": note}
 
 
-def hvps_per_second(args, have) -> dict:
+def _paired(times, ours: str, peer: str) -> dict:
+    """Per-repeat ratio of the peer's time to ours (the repeats are interleaved, so each pair
+    saw the same machine): median, min and max."""
+    r = sorted(p / o for o, p in zip(times[ours].seconds, times[peer].seconds, strict=True))
+    return {"median": r[len(r) // 2] if len(r) % 2 else (r[len(r) // 2 - 1] + r[len(r) // 2]) / 2,
+            "min": r[0], "max": r[-1]}  # fmt: skip
+
+
+def _chapter06(model: str, args, dtype):
     from hesslib.nets import zoo
 
+    cfg = zoo.spectra_settings(model, args.hvp_profile)
+    prob = zoo.spectra_problem(cfg, dtype=dtype, device=args.device)
+    return prob.net, prob.data.X, prob.data.y, prob.layout
+
+
+def dense_hvps(args, have, model: str, dtype) -> dict:
+    """32 dense random directions: HVPs per second of every contender."""
+    net, X, y, _ = _chapter06(model, args, dtype)
+    f, theta = hl.flat_loss(net, X, y, "ce")
+    gen = torch.Generator().manual_seed(0)
+    V = torch.randn(theta.numel(), 32, generator=gen, dtype=dtype).to(args.device)
+    params = list(net.parameters())
+    hl.hvp(f, theta, V)  # the engine picks its method and pass width here, untimed
+
+    def plain_loop():
+        g = torch.autograd.grad(F.cross_entropy(net(X), y), params, create_graph=True)
+        g = torch.cat([t.reshape(-1) for t in g])
+        return [torch.autograd.grad(g @ v, params, retain_graph=True) for v in V.T]
+
+    calls = {
+        "hesslib_batched": lambda: hl.hvp(f, theta, V),
+        "hesslib_one_at_a_time": lambda: [hl.hvp(f, theta, v) for v in V.T],
+        "plain_loop": plain_loop,
+        **{n: (lambda mv=mv: mv(V)) for n, (_, mv) in _peer_ops(net, X, y, have).items()},
+    }
+    times = compare_timings(calls, repeats=args.hvp_repeats, warmup=1)
+    rows = {n: {"hvps_per_s": 32 / t.median, **_stats(t)} for n, t in times.items()}
+    sig = hl.core.hessian._signature(f, theta)
+    method, width = hl.core.hessian._FASTEST.get(sig, ("structured", 32))
+    return {"P": theta.numel(), "directions": 32, "engine": {"method": method, "width": width},
+            "rows": rows, "hesslib_vs": {n: _paired(times, "hesslib_batched", n)
+                                         for n in times if n != "hesslib_batched"}}  # fmt: skip
+
+
+def block_hvps(args, have, model: str, dtype) -> dict:
+    """Chapter 06's workload: one block-Lanczos step, ``--block-probes`` probes supported on
+    each module block, of which only ``H_bb q`` is read. hesslib's block-diagonal product;
+    hesslib's full HVPs of the same columns; curvlinops with one operator per block (its own
+    way to a block's product); hessian-eigenthings' full HVPs, one column at a time."""
+    net, X, y, layout = _chapter06(model, args, dtype)
+    f, theta = hl.flat_loss(net, X, y, "ce")
+    off, k = layout.offsets, args.block_probes
+    B, P = len(off) - 1, theta.numel()
+    gen = torch.Generator().manual_seed(0)
+    cell = [(slice(off[b], off[b + 1]), slice(b * k, (b + 1) * k)) for b in range(B)]
+    Z = torch.zeros(P, B * k, dtype=dtype)
+    for r, c in cell:
+        Z[r, c] = torch.randn(r.stop - r.start, k, generator=gen, dtype=dtype)
+    Z = Z.to(args.device)
+    mv = hl.block_diagonal_hvp(f, theta, layout)
+    mv(Z)  # the engine picks its route here, untimed
+
+    def rows_of_blocks(HZ):  # the product's block rows, as block Lanczos reads them
+        out = torch.zeros_like(HZ)
+        for r, c in cell:
+            out[r, c] = HZ[r, c]
+        return out
+
+    calls = {"hesslib_block_diagonal": lambda: mv(Z),
+             "hesslib_full_hvps": lambda: rows_of_blocks(hl.hvp(f, theta, Z))}  # fmt: skip
+    if have["curvlinops"]:
+        from curvlinops import HessianLinearOperator
+
+        params = list(net.parameters())
+        ops = [HessianLinearOperator(net, torch.nn.CrossEntropyLoss(), [params[b]], [(X, y)],
+                                     check_deterministic=False) for b in range(B)]  # fmt: skip
+        if [p.numel() for p in params] != [off[b + 1] - off[b] for b in range(B)]:
+            raise RuntimeError("the module partition is not one block per parameter tensor")
+
+        def curv_blocks():
+            out = torch.zeros_like(Z)
+            for op, (r, c) in zip(ops, cell, strict=True):
+                out[r, c] = op @ Z[r, c]
+            return out
+
+        calls["curvlinops_per_block"] = curv_blocks
+    for n, (_, pmv) in _peer_ops(net, X, y, {**have, "curvlinops": False}).items():
+        calls[n] = lambda pmv=pmv: rows_of_blocks(pmv(Z))
+    ref = rows_of_blocks(hl.hvp(f, theta, Z))
+    scale = float(ref.abs().max())
+    diffs = {n: float((c() - ref).abs().max()) / scale for n, c in calls.items()}
+    times = compare_timings(calls, repeats=args.hvp_repeats, warmup=1)
+    rows = {n: {"block_hvps_per_s": B * k / t.median, "max_rel_diff": diffs[n], **_stats(t)}
+            for n, t in times.items()}  # fmt: skip
+    return {"P": P, "blocks": B, "probes_per_block": k, "rows": rows,
+            "hesslib_vs": {n: _paired(times, "hesslib_block_diagonal", n)
+                           for n in times if n != "hesslib_block_diagonal"}}  # fmt: skip
+
+
+def hvps_per_second(args, have) -> dict:
     res = {}
     for model in ("gpt", "cnn"):
-        cfg = zoo.spectra_settings(model, "default")
-        prob = zoo.spectra_problem(cfg, dtype=torch.float64, device=args.device)
-        net, X, y = prob.net, prob.data.X, prob.data.y
-        f, theta = hl.flat_loss(net, X, y, "ce")
-        gen = torch.Generator().manual_seed(0)
-        V = torch.randn(theta.numel(), 32, generator=gen, dtype=torch.float64).to(args.device)
-        params = list(net.parameters())
-
-        def plain_loop():
-            g = torch.autograd.grad(F.cross_entropy(net(X), y), params, create_graph=True)
-            g = torch.cat([t.reshape(-1) for t in g])
-            return [torch.autograd.grad(g @ v, params, retain_graph=True) for v in V.T]
-
-        calls = {
-            "hesslib_batched": lambda: hl.hvp(f, theta, V),
-            "hesslib_one_at_a_time": lambda: [hl.hvp(f, theta, v) for v in V.T],
-            "plain_loop": plain_loop,
-            **{n: (lambda mv=mv: mv(V)) for n, (_, mv) in _peer_ops(net, X, y, have).items()},
-        }
-        times = compare_timings(calls, repeats=args.repeats, warmup=1)
-        rates = {n: {"hvps_per_s": 32 / t.median, **_stats(t)} for n, t in times.items()}
-        res[model] = {"P": theta.numel(), **rates}
+        for dtype in (torch.float32, torch.float64):  # float32: the dtype of chapter 06
+            name = f"{model}_{str(dtype).split('.')[1]}"
+            res[name] = {"dense": dense_hvps(args, have, model, dtype),
+                         "block": block_hvps(args, have, model, dtype)}  # fmt: skip
     return res
 
 
@@ -277,6 +365,14 @@ def main() -> None:
     ap.add_argument("--topk-matvecs", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--spectra-repeats", type=int, default=2)
+    ap.add_argument(
+        "--hvp-profile",
+        default="default",
+        choices=["quick", "default", "paper"],
+        help="profile of chapter 06's GPT and CNN for the HVP rates",
+    )
+    ap.add_argument("--hvp-repeats", type=int, default=7)
+    ap.add_argument("--block-probes", type=int, default=3, help="probes per block (chapter 06)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--skip", nargs="*", default=[], choices=["hessian", "spectra", "hvps"])
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -308,10 +404,14 @@ def main() -> None:
                   f"error {row['max_eigenvalue_error']:.1e}")  # fmt: skip
     if "hvps" not in args.skip:
         res["hvps_per_second"] = hvps_per_second(args, have)
-        for model, rows in res["hvps_per_second"].items():
-            for n, row in rows.items():
-                if isinstance(row, dict):
-                    print(f"{model} {n:>22}: {row['hvps_per_s']:8.1f} HVP/s")
+        for model, parts in res["hvps_per_second"].items():
+            for kind, key in (("dense", "hvps_per_s"), ("block", "block_hvps_per_s")):
+                part = parts[kind]
+                for n, row in part["rows"].items():
+                    vs = part["hesslib_vs"].get(n)
+                    paired = (f"  hesslib {vs['median']:.2f}x ({vs['min']:.2f}-{vs['max']:.2f})"
+                              if vs else "")  # fmt: skip
+                    print(f"{model:>11} {kind:>5} {n:>22}: {row[key]:8.1f} /s{paired}")
     if args.json:
         print(json.dumps(res))
 

@@ -24,6 +24,9 @@ import importlib as _importlib
 
 from . import core, nets, rmt, spectral, train
 
+# the HVP engine's block-diagonal products (block spectra)
+from .core.block_hvp import block_diagonal_hvp
+
 # the model and its data
 from .core.block_ratios import BlockRatios, block_ratios_at_init, case_model, predicted_block_ratios
 
@@ -92,7 +95,8 @@ API_GROUPS: dict[str, list[str]] = {
         "case_model", "loss_fn",
     ],
     "Hessians of any model (the HVP engine)": [
-        "flat_loss", "hvp", "full_hessian", "model_hessian", "hessian_reference",
+        "flat_loss", "hvp", "block_diagonal_hvp", "full_hessian", "model_hessian",
+        "hessian_reference",
     ],
     "Closed forms": [
         "HessianBlocks", "closed_form_hessian", "closed_form_blocks", "hidden_layer_hessian",

@@ -718,11 +718,15 @@ glue("ch06_top_converged", converged, display=False)
 # block* $H_{bb}$. The paper runs one SLQ per block (App. C.1 of {cite}`zhang2024transformers`);
 # `hl.blockwise_spectra` advances all blocks at once: a probe of block $b$ padded with zeros is
 # a vector of the full parameter space, and the $b$ rows of its HVP are exactly $H_{bb}$ times
-# the probe. Stacking the probes of all blocks as columns, *one* batched HVP (`torch.func.vmap`)
-# per Lanczos step serves every block (`benchmarks/bench_slq.py --blocks` times this against
-# the block-after-block loop). Blocks are the parameter tensors, as PyTorch partitions them:
-# embeddings, $Q$, $K$, $V$, $O$, MLP-in, MLP-out of each layer and the LM head for the GPT;
-# each convolution and the final linear layer for the CNN.
+# the probe. Stacking the probes of all blocks as columns, *one* product per Lanczos step
+# serves every block (`benchmarks/bench_slq.py --blocks` times this against the
+# block-after-block loop). That product (`hl.block_diagonal_hvp`) computes only the rows it
+# needs: the gradient's graph is built once, and each block's probes are differentiated
+# through the operations that depend on that block alone, so a probe of the LM head costs a
+# pass through the head, not through the whole network (`benchmarks/bench_peers.py` measures
+# it against full HVPs and against curvlinops). Blocks are the parameter tensors, as PyTorch
+# partitions them: embeddings, $Q$, $K$, $V$, $O$, MLP-in, MLP-out of each layer and the LM
+# head for the GPT; each convolution and the final linear layer for the CNN.
 #
 # An SLQ density is itself an estimate, so we measure its noise. A second, independent set of
 # probes of the same blocks (another seed; or, when a run has at least four probes, the second

@@ -137,6 +137,8 @@ SPECS: dict[str, Spec] = {
     # ------------------------------------------------------------ the HVP engine
     "flat_loss": Spec(call("F.net", "F.X", "F.y", "ce"), choices=("loss",)),
     "hvp": Spec(call("F.f", "F.theta", "F.v")),
+    "block_diagonal_hvp": Spec(call("F.f", "F.theta", "F.layout", max_bytes=10**9),
+                               sizes=("max_bytes",)),
     "full_hessian": Spec(call("F.f", "F.theta", chunk_size=4), sizes=("chunk_size",)),
     "model_hessian": Spec(call("F.net", "F.X", "F.y", "ce"), choices=("loss",)),
     "hessian_reference": Spec(call("F.f", "F.theta")),

@@ -183,7 +183,8 @@ def test_the_three_batched_hvps_agree_and_the_fastest_is_remembered(family):
     key = hessian._signature(f, theta)
     hessian._FASTEST.pop(key, None)
     _close(hl.hvp(f, theta, V), ref)  # tunes: measures the three, keeps the fastest
-    assert hessian._FASTEST[key] in ("rr", "vjp", "fwd")
+    name, width = hessian._FASTEST[key]
+    assert name in ("rr", "vjp", "fwd") and width in (5, *hessian._WIDTHS)
     g, theta2 = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")  # same architecture
     _close(hl.hvp(g, theta2, V), ref)
     assert hessian._state(g, theta2)["method"] == hessian._FASTEST[key]
@@ -313,3 +314,34 @@ def test_cuda_budget_reads_free_gpu_memory():
     assert 0 < free <= torch.cuda.get_device_properties(0).total_memory
     with pytest.raises(MemoryError, match="on cuda"):
         hl.core.check_memory(2 * free, what="x", device="cuda")
+
+
+def test_a_remembered_pass_width_splits_the_block():
+    from hesslib.core import hessian
+    from hesslib.nets import zoo
+
+    cfg = zoo.spectra_settings("cnn", "quick")
+    prob = zoo.spectra_problem(cfg, dtype=torch.float64, device="cpu")
+    f, theta = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")
+    V = torch.randn(
+        theta.numel(), 19, generator=torch.Generator().manual_seed(0), dtype=theta.dtype
+    )
+    ref = hessian._reverse_over_reverse(*hessian._gradient_graph(f, theta))(V)
+    key = hessian._signature(f, theta)
+    builders = {
+        "rr": lambda g, t: hessian._reverse_over_reverse(*hessian._gradient_graph(g, t)),
+        "vjp": hessian._vjp_of_grad,
+        "fwd": hessian._forward_over_reverse,
+    }
+    try:
+        for name, build in builders.items():
+            hessian._FASTEST[key] = (name, 8)  # 19 columns: passes of 8, 8 and 3
+            g, theta2 = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")
+            inner, widths = build(g, theta2), []
+            hessian._state(g, theta2)["methods"] = {
+                name: lambda W, inner=inner, widths=widths: widths.append(W.shape[1]) or inner(W)
+            }
+            _close(hl.hvp(g, theta2, V), ref)
+            assert widths == [8, 8, 3]
+    finally:
+        hessian._FASTEST.pop(key, None)

@@ -6,6 +6,7 @@ the seeded sweep over class counts.
 """
 
 from . import (
+    block_hvp,
     block_ratios,
     blocks,
     closed_form,
@@ -24,6 +25,7 @@ from . import (
     timing,
     workspace,
 )
+from .block_hvp import block_diagonal_hvp
 from .block_ratios import (
     CASES,
     BlockRatios,
@@ -104,6 +106,7 @@ __all__ = [
     *fits.__all__,
     *flat.__all__,
     *gram.__all__,
+    *block_hvp.__all__,
     *head_hessian.__all__,
     *hessian.__all__,
     *linear_head.__all__,

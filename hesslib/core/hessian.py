@@ -24,12 +24,18 @@ batched GEMM (an autograd function with its own vmap rule).
 **HVPs** (:func:`hvp`, hence Lanczos, SLQ, top-k) use the head's structure where the logits
 dominate the forward pass (Gaussian setting: about eight passes over the logits per direction;
 SLQ 10 probes × 80 steps in 26 s against hessian-eigenthings' 68 s, same probes, same
-accuracy); elsewhere (the chapter-06 GPT and CNN) the fastest of three batched HVPs, measured
-once per architecture: forward-over-reverse (``vmap(jvp(grad))``, curvlinops' method), a
-batched backward through the gradient's graph (``is_grads_batched``), and ``vmap`` of the VJP
-of ``grad`` — both of the latter keep the gradient's graph for the next call, and the VJP's
-batching rules avoid the per-direction loops that autograd's batched backward falls back to for
-convolutions, GELU and layer norm (the CNN: 6.8 k operator calls per 32 HVPs, against 165 k).
+accuracy); elsewhere (the chapter-06 GPT and CNN) the fastest of three batched HVPs and of
+three pass widths, measured once per architecture: forward-over-reverse (``vmap(jvp(grad))``,
+curvlinops' method), a batched backward through the gradient's graph (``is_grads_batched``),
+and ``vmap`` of the VJP of ``grad`` — both of the latter keep the gradient's graph for the next
+call, and the VJP's batching rules avoid the per-direction loops that autograd's batched
+backward falls back to for convolutions, GELU and layer norm (the CNN: 6.8 k operator calls
+per 32 HVPs, against 165 k). For dense directions these are all near the floor of the method:
+an HVP is about two gradients' work (a tangent forward and a tangent backward), and 32 HVPs of
+the GPT in float32 take about 2.5 gradients of a batch 32 times larger; the winner changes
+with the dtype and the machine's mood, so it is measured rather than assumed. Block spectra
+need only the diagonal blocks, which :mod:`hesslib.core.block_hvp` gets for a fraction of that
+work.
 
 **Memory.** Chunk sizes come from a budget that counts the intermediates
 (:mod:`hesslib.core.workspace`); a Hessian whose result and smallest chunk of work do not fit is
@@ -135,8 +141,13 @@ def _vjp_of_grad(f: ScalarFn, theta: torch.Tensor):
     return torch.no_grad()(vmap(lambda u: pullback(u)[0], in_dims=1, out_dims=1))
 
 
-#: The method each architecture measured fastest, per process: ``signature -> name``.
-_FASTEST: dict[tuple, str] = {}
+#: The pass each architecture measured fastest, per process: ``signature -> (method, width)``.
+_FASTEST: dict[tuple, tuple[str, int]] = {}
+
+#: Directions per pass the tuner tries. Narrower passes keep a direction block's activations in
+#: cache (the chapter-06 CNN in float64 runs 1.1–1.2× faster in passes of 8 than of 32); wider
+#: ones make fewer, larger GEMMs (the GPT in float32 prefers 32).
+_WIDTHS = (8, 16, 32)
 
 
 def _signature(f: FlatLoss, theta: torch.Tensor) -> tuple:
@@ -144,12 +155,21 @@ def _signature(f: FlatLoss, theta: torch.Tensor) -> tuple:
             theta.dtype, theta.device.type)  # fmt: skip
 
 
+def _in_passes(mv, V: torch.Tensor, width: int) -> torch.Tensor:
+    """``mv`` over the columns of ``V`` in passes of at most ``width`` directions."""
+    if V.shape[1] <= width:
+        return mv(V)
+    return torch.cat([mv(V[:, i : i + width]) for i in range(0, V.shape[1], width)], dim=1)
+
+
 def _tuned(f: FlatLoss, theta: torch.Tensor, state: dict):
-    """The fastest of three batched HVPs, measured on (up to 32 columns of) the first block of
-    at least four directions — untimed warm-up, then two rounds alternating, best of each — and
-    remembered for the architecture (model class, parameter and input shapes, dtypes, device).
-    The winner depends on the model: see ``benchmarks/bench_peers.py`` (HVPs per second on the
-    chapter-06 GPT and CNN) for this machine's numbers."""
+    """The fastest batched HVP and pass width for the architecture: three methods × the widths
+    of ``_WIDTHS`` (up to the block's width) timed on (up to 32 columns of) the first block of
+    at least four directions — untimed warm-up, one round over every pair, four more over the
+    three best and forward-over-reverse in one pass, best of each; another pair wins only if it
+    is at least 10 % faster than that one — and remembered for the architecture (model class,
+    parameter and input shapes, dtypes, device). The winner depends on the model and the dtype:
+    see ``benchmarks/bench_peers.py`` (HVPs per second on the chapter-06 GPT and CNN)."""
     builders = {"rr": lambda: _reverse_over_reverse(*_gradient_graph(f, theta)),
                 "vjp": lambda: _vjp_of_grad(f, theta),
                 "fwd": lambda: _forward_over_reverse(f, theta)}  # fmt: skip
@@ -164,17 +184,28 @@ def _tuned(f: FlatLoss, theta: torch.Tensor, state: dict):
         if "method" not in state and _signature(f, theta) in _FASTEST:
             state["method"] = _FASTEST[_signature(f, theta)]
         if "method" in state or V.shape[1] < 4:
-            return method(state.get("method", "rr"))(V)
-        seconds, probe, out = dict.fromkeys(builders, float("inf")), V[:, :32], {}
+            name, width = state.get("method", ("rr", V.shape[1]))
+            return _in_passes(method(name), V, width)
+        probe = V[:, :32]
+        widths = [w for w in _WIDTHS if w < probe.shape[1]] + [probe.shape[1]]
+        pairs = [(name, w) for name in builders for w in dict.fromkeys(widths)]
+        seconds, out = dict.fromkeys(pairs, float("inf")), {}
         for name in builders:
             method(name)(probe[:, :2])  # first-use costs are not the method's
-        for _ in range(2):
-            for name in builders:
+        default = ("fwd", probe.shape[1])  # forward-over-reverse in one pass, as curvlinops
+        for rnd in range(5):  # a run varies by 10-20 % on a busy machine: best of up to five
+            top = set(sorted(pairs, key=seconds.get)[:3]) | {default}
+            for pair in pairs if rnd == 0 else [p for p in pairs if p in top]:
                 t0 = time.perf_counter()
-                out[name] = method(name)(probe)
-                seconds[name] = min(seconds[name], time.perf_counter() - t0)
-        best = state["method"] = _FASTEST[_signature(f, theta)] = min(seconds, key=seconds.get)
-        return out[best] if probe.shape[1] == V.shape[1] else method(best)(V)  # no recomputing
+                out[pair] = _in_passes(method(pair[0]), probe, pair[1])
+                seconds[pair] = min(seconds[pair], time.perf_counter() - t0)
+        best = min(seconds, key=seconds.get)
+        if seconds[best] > 0.9 * seconds[default]:  # not clearly faster: no switching on noise
+            best = default
+        state["method"] = _FASTEST[_signature(f, theta)] = best
+        if probe.shape[1] == V.shape[1]:
+            return out[best]  # no recomputing
+        return _in_passes(method(best[0]), V, best[1])
 
     return mv
 
