@@ -283,8 +283,8 @@ def dense_hvps(args, have, model: str, dtype) -> dict:
     }
     times = compare_timings(calls, repeats=args.hvp_repeats, warmup=1)
     rows = {n: {"hvps_per_s": 32 / t.median, **_stats(t)} for n, t in times.items()}
-    sig = hl.core.hessian._signature(f, theta)
-    method, width = hl.core.hessian._FASTEST.get(sig, ("structured", 32))
+    sig = hl.core.hvp_methods.signature(f, theta)
+    method, width = hl.core.hvp_methods.FASTEST.get(sig, ("structured", 32))
     return {"P": theta.numel(), "directions": 32, "engine": {"method": method, "width": width},
             "rows": rows, "hesslib_vs": {n: _paired(times, "hesslib_batched", n)
                                          for n in times if n != "hesslib_batched"}}  # fmt: skip

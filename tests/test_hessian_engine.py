@@ -170,24 +170,24 @@ def test_hvp_reuses_its_state_until_theta_changes():
 
 @pytest.mark.parametrize("family", ["gpt", "cnn"])
 def test_the_three_batched_hvps_agree_and_the_fastest_is_remembered(family):
-    from hesslib.core import hessian
+    from hesslib.core import hessian, hvp_methods
     from hesslib.nets import zoo
 
     cfg = zoo.spectra_settings(family, "quick")
     prob = zoo.spectra_problem(cfg, dtype=torch.float64, device="cpu")
     f, theta = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")
     V = torch.randn(theta.numel(), 5, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
-    ref = hessian._reverse_over_reverse(*hessian._gradient_graph(f, theta))(V)
-    for make in (hessian._forward_over_reverse, hessian._vjp_of_grad):
+    ref = hvp_methods.reverse_over_reverse(*hvp_methods.gradient_graph(f, theta))(V)
+    for make in (hvp_methods.forward_over_reverse, hvp_methods.vjp_of_grad):
         _close(make(f, theta)(V), ref)
-    key = hessian._signature(f, theta)
-    hessian._FASTEST.pop(key, None)
+    key = hvp_methods.signature(f, theta)
+    hvp_methods.FASTEST.pop(key, None)
     _close(hl.hvp(f, theta, V), ref)  # tunes: measures the three, keeps the fastest
-    name, width = hessian._FASTEST[key]
-    assert name in ("rr", "vjp", "fwd") and width in (5, *hessian._WIDTHS)
+    name, width = hvp_methods.FASTEST[key]
+    assert name in ("rr", "vjp", "fwd") and width in (5, *hvp_methods.WIDTHS)
     g, theta2 = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")  # same architecture
     _close(hl.hvp(g, theta2, V), ref)
-    assert hessian._state(g, theta2)["method"] == hessian._FASTEST[key]
+    assert hessian._state(g, theta2)["method"] == hvp_methods.FASTEST[key]
 
 
 # -------------------------------------------------------------------------- memory budget
@@ -317,7 +317,7 @@ def test_cuda_budget_reads_free_gpu_memory():
 
 
 def test_a_remembered_pass_width_splits_the_block():
-    from hesslib.core import hessian
+    from hesslib.core import hessian, hvp_methods
     from hesslib.nets import zoo
 
     cfg = zoo.spectra_settings("cnn", "quick")
@@ -326,16 +326,16 @@ def test_a_remembered_pass_width_splits_the_block():
     V = torch.randn(
         theta.numel(), 19, generator=torch.Generator().manual_seed(0), dtype=theta.dtype
     )
-    ref = hessian._reverse_over_reverse(*hessian._gradient_graph(f, theta))(V)
-    key = hessian._signature(f, theta)
+    ref = hvp_methods.reverse_over_reverse(*hvp_methods.gradient_graph(f, theta))(V)
+    key = hvp_methods.signature(f, theta)
     builders = {
-        "rr": lambda g, t: hessian._reverse_over_reverse(*hessian._gradient_graph(g, t)),
-        "vjp": hessian._vjp_of_grad,
-        "fwd": hessian._forward_over_reverse,
+        "rr": lambda g, t: hvp_methods.reverse_over_reverse(*hvp_methods.gradient_graph(g, t)),
+        "vjp": hvp_methods.vjp_of_grad,
+        "fwd": hvp_methods.forward_over_reverse,
     }
     try:
         for name, build in builders.items():
-            hessian._FASTEST[key] = (name, 8)  # 19 columns: passes of 8, 8 and 3
+            hvp_methods.FASTEST[key] = (name, 8)  # 19 columns: passes of 8, 8 and 3
             g, theta2 = hl.flat_loss(prob.net, prob.data.X, prob.data.y, "ce")
             inner, widths = build(g, theta2), []
             hessian._state(g, theta2)["methods"] = {
@@ -344,4 +344,66 @@ def test_a_remembered_pass_width_splits_the_block():
             _close(hl.hvp(g, theta2, V), ref)
             assert widths == [8, 8, 3]
     finally:
-        hessian._FASTEST.pop(key, None)
+        hvp_methods.FASTEST.pop(key, None)
+
+
+def _gpt_quick():
+    from hesslib.nets import zoo
+
+    cfg = zoo.spectra_settings("gpt", "quick")
+    prob = zoo.spectra_problem(cfg, dtype=torch.float64, device="cpu")
+    return prob.net, prob.data.X, prob.data.y
+
+
+def test_long_runs_move_to_the_linearized_hvp(monkeypatch):
+    from hesslib.core import hvp_methods as hm
+
+    net, X, y = _gpt_quick()
+    f, theta = hl.flat_loss(net, X, y, "ce")
+    V = torch.randn(theta.numel(), 6, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    ref = hm.reverse_over_reverse(*hm.gradient_graph(f, theta))(V)
+    _close(hm.linearized(f, theta)(V), ref)
+    sig = hm.signature(f, theta)
+    monkeypatch.setitem(hm.FASTEST, sig, ("fwd", 6))
+    # measured before on this architecture: tracing costs 1 s, saves 0.1 s a direction
+    monkeypatch.setitem(hm.LINEARIZED, sig, (1.0, 0.1))
+    _close(hl.hvp(f, theta, V), ref)  # 6 directions done: 0.6 s saved < 1 s, no switch yet
+    state = hl.core.hessian._state(f, theta)
+    assert state["method"] == ("fwd", 6) and state["done"] == 6
+    _close(hl.hvp(f, theta, V), ref)  # 12 directions: 1.2 s >= 1 s, switch (ski rental)
+    assert state["method"] == ("lin", 6)
+    _close(hl.hvp(f, theta, V), ref)  # the traced HVP itself
+    g, theta2 = hl.flat_loss(net, X, y, "ce")  # a new point starts on the tuned method again
+    monkeypatch.setitem(hm.LINEARIZED, sig, (1e9, 0.1))  # tracing never pays
+    for _ in range(3):
+        _close(hl.hvp(g, theta2, V), ref)
+    assert hl.core.hessian._state(g, theta2)["method"] == ("fwd", 6)
+
+
+def test_an_architecture_is_tried_once_and_a_failed_trace_is_remembered(monkeypatch):
+    from hesslib.core import hvp_methods as hm
+
+    net, X, y = _gpt_quick()
+    f, theta = hl.flat_loss(net, X, y, "ce")
+    V = torch.randn(theta.numel(), 5, generator=torch.Generator().manual_seed(1), dtype=theta.dtype)
+    ref = hm.reverse_over_reverse(*hm.gradient_graph(f, theta))(V)
+    sig = hm.signature(f, theta)
+    monkeypatch.setitem(hm.FASTEST, sig, ("rr", 5))
+    monkeypatch.setattr(hm, "TRY_LINEARIZE_AFTER_S", 0.0)
+    monkeypatch.delitem(hm.LINEARIZED, sig, raising=False)
+    _close(hl.hvp(f, theta, V), ref)  # tried: measured against rr on these columns
+    measured = hm.LINEARIZED[sig]
+    state = hl.core.hessian._state(f, theta)
+    assert measured is None or (measured[0] > 0 and measured[1] > 0)
+    assert state["method"][0] == ("rr" if measured is None else "lin")
+    _close(hl.hvp(f, theta, V), ref)
+
+    def fails(*args):
+        raise RuntimeError("view size is not compatible")
+
+    g, theta2 = hl.flat_loss(net, X, y, "ce")
+    monkeypatch.delitem(hm.LINEARIZED, sig)
+    monkeypatch.setattr(hm, "linearized", fails)
+    _close(hl.hvp(g, theta2, V), ref)
+    assert hm.LINEARIZED[sig] is None  # remembered: not tried again on this architecture
+    assert hl.core.hessian._state(g, theta2)["method"] == ("rr", 5)

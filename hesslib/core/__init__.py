@@ -17,6 +17,7 @@ from . import (
     gram,
     head_hessian,
     hessian,
+    hvp_methods,
     linear_head,
     losses,
     models,

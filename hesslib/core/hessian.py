@@ -24,16 +24,9 @@ batched GEMM (an autograd function with its own vmap rule).
 **HVPs** (:func:`hvp`, hence Lanczos, SLQ, top-k) use the head's structure where the logits
 dominate the forward pass (Gaussian setting: about eight passes over the logits per direction;
 SLQ 10 probes × 80 steps in 26 s against hessian-eigenthings' 68 s, same probes, same
-accuracy); elsewhere (the chapter-06 GPT and CNN) the fastest of three batched HVPs and of
-three pass widths, measured once per architecture: forward-over-reverse (``vmap(jvp(grad))``,
-curvlinops' method), a batched backward through the gradient's graph (``is_grads_batched``),
-and ``vmap`` of the VJP of ``grad`` — both of the latter keep the gradient's graph for the next
-call, and the VJP's batching rules avoid the per-direction loops that autograd's batched
-backward falls back to for convolutions, GELU and layer norm (the CNN: 6.8 k operator calls
-per 32 HVPs, against 165 k). For dense directions these are all near the floor of the method:
-an HVP is about two gradients' work (a tangent forward and a tangent backward), and 32 HVPs of
-the GPT in float32 take about 2.5 gradients of a batch 32 times larger; the winner changes
-with the dtype and the machine's mood, so it is measured rather than assumed. Block spectra
+accuracy); elsewhere (the chapter-06 GPT and CNN) the fastest batched HVP and pass width,
+measured once per architecture, and for long runs at one point a traced HVP that computes
+only the direction's share (:mod:`hesslib.core.hvp_methods` says which and why). Block spectra
 need only the diagonal blocks, which :mod:`hesslib.core.block_hvp` gets for a fraction of that
 work.
 
@@ -44,17 +37,17 @@ refused with both byte counts before anything large is allocated.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.func import grad, hessian, jvp, vjp, vmap
+from torch.func import hessian
 
 from .checks import check_matrix
 from .flat import FlatLoss, flat_loss
 from .head_hessian import head_terms
+from .hvp_methods import ScalarFn, gradient_graph, reverse_over_reverse, tuned
 from .workspace import (
     HVP_BYTES_PER_FORWARD,
     available_memory,
@@ -74,7 +67,6 @@ __all__ = [
     "model_hessian",
 ]
 
-ScalarFn = Callable[[torch.Tensor], torch.Tensor]
 _METHODS = ("auto", "hvp")
 
 
@@ -104,124 +96,18 @@ def _work_per_direction(f: ScalarFn, theta: torch.Tensor, structured: bool = Tru
     return HVP_BYTES_PER_FORWARD * A + 3 * theta.numel() * theta.element_size()
 
 
-def _gradient_graph(f: ScalarFn, theta: torch.Tensor):
-    """``(t, ∇f(t))`` with the graph of the gradient kept for second derivatives."""
-    t = theta.detach().requires_grad_(True)
-    with torch.enable_grad():
-        g = torch.autograd.grad(f(t), t, create_graph=True)[0]
-    return t, g
-
-
-def _reverse_over_reverse(t: torch.Tensor, g: torch.Tensor):
-    """``V (P, k) -> H V``: one batched backward through the gradient's graph
-    (``is_grads_batched``), which is kept for the next call."""
-
-    def mv(V: torch.Tensor) -> torch.Tensor:
-        if not g.requires_grad:  # the gradient does not depend on theta: H = 0
-            return torch.zeros_like(V)
-        if V.shape[1] == 1:  # one direction: no vmap (1.8x on the chapter-06 GPT)
-            return torch.autograd.grad(g, t, V[:, 0], retain_graph=True)[0][:, None]
-        HV = torch.autograd.grad(g, t, V.T, is_grads_batched=True, retain_graph=True)[0]
-        return HV.T  # (P, k)
-
-    return mv
-
-
-def _forward_over_reverse(f: ScalarFn, theta: torch.Tensor):
-    """``V (P, k) -> H V``: ``vmap`` of ``jvp(grad(f))``, recording no autograd graph."""
-    batched = vmap(lambda u: jvp(grad(f), (theta,), (u,))[1], in_dims=1, out_dims=1)
-    return torch.no_grad()(batched)
-
-
-def _vjp_of_grad(f: ScalarFn, theta: torch.Tensor):
-    """``V (P, k) -> H V``: ``vmap`` of the VJP of ``grad(f)`` at ``theta`` (``H`` is
-    symmetric). The VJP keeps the gradient's graph like :func:`_reverse_over_reverse`, but
-    batches through functorch's rules, which cover convolutions without a per-direction loop."""
-    _, pullback = vjp(grad(f), theta)
-    return torch.no_grad()(vmap(lambda u: pullback(u)[0], in_dims=1, out_dims=1))
-
-
-#: The pass each architecture measured fastest, per process: ``signature -> (method, width)``.
-_FASTEST: dict[tuple, tuple[str, int]] = {}
-
-#: Directions per pass the tuner tries. Narrower passes keep a direction block's activations in
-#: cache (the chapter-06 CNN in float64 runs 1.1–1.2× faster in passes of 8 than of 32); wider
-#: ones make fewer, larger GEMMs (the GPT in float32 prefers 32).
-_WIDTHS = (8, 16, 32)
-
-
-def _signature(f: FlatLoss, theta: torch.Tensor) -> tuple:
-    return (type(f.model).__qualname__, f.shapes, tuple(f.X.shape), f.X.dtype, f.loss,
-            theta.dtype, theta.device.type)  # fmt: skip
-
-
-def _in_passes(mv, V: torch.Tensor, width: int) -> torch.Tensor:
-    """``mv`` over the columns of ``V`` in passes of at most ``width`` directions."""
-    if V.shape[1] <= width:
-        return mv(V)
-    return torch.cat([mv(V[:, i : i + width]) for i in range(0, V.shape[1], width)], dim=1)
-
-
-def _tuned(f: FlatLoss, theta: torch.Tensor, state: dict):
-    """The fastest batched HVP and pass width for the architecture: three methods × the widths
-    of ``_WIDTHS`` (up to the block's width) timed on (up to 32 columns of) the first block of
-    at least four directions — untimed warm-up, one round over every pair, four more over the
-    three best and forward-over-reverse in one pass, best of each; another pair wins only if it
-    is at least 10 % faster than that one — and remembered for the architecture (model class,
-    parameter and input shapes, dtypes, device). The winner depends on the model and the dtype:
-    see ``benchmarks/bench_peers.py`` (HVPs per second on the chapter-06 GPT and CNN)."""
-    builders = {"rr": lambda: _reverse_over_reverse(*_gradient_graph(f, theta)),
-                "vjp": lambda: _vjp_of_grad(f, theta),
-                "fwd": lambda: _forward_over_reverse(f, theta)}  # fmt: skip
-    methods = state.setdefault("methods", {})  # built once per theta (a graph each)
-
-    def method(name: str):
-        if name not in methods:
-            methods[name] = builders[name]()
-        return methods[name]
-
-    def mv(V: torch.Tensor) -> torch.Tensor:
-        if "method" not in state and _signature(f, theta) in _FASTEST:
-            state["method"] = _FASTEST[_signature(f, theta)]
-        if "method" in state or V.shape[1] < 4:
-            name, width = state.get("method", ("rr", V.shape[1]))
-            return _in_passes(method(name), V, width)
-        probe = V[:, :32]
-        widths = [w for w in _WIDTHS if w < probe.shape[1]] + [probe.shape[1]]
-        pairs = [(name, w) for name in builders for w in dict.fromkeys(widths)]
-        seconds, out = dict.fromkeys(pairs, float("inf")), {}
-        for name in builders:
-            method(name)(probe[:, :2])  # first-use costs are not the method's
-        default = ("fwd", probe.shape[1])  # forward-over-reverse in one pass, as curvlinops
-        for rnd in range(5):  # a run varies by 10-20 % on a busy machine: best of up to five
-            top = set(sorted(pairs, key=seconds.get)[:3]) | {default}
-            for pair in pairs if rnd == 0 else [p for p in pairs if p in top]:
-                t0 = time.perf_counter()
-                out[pair] = _in_passes(method(pair[0]), probe, pair[1])
-                seconds[pair] = min(seconds[pair], time.perf_counter() - t0)
-        best = min(seconds, key=seconds.get)
-        if seconds[best] > 0.9 * seconds[default]:  # not clearly faster: no switching on noise
-            best = default
-        state["method"] = _FASTEST[_signature(f, theta)] = best
-        if probe.shape[1] == V.shape[1]:
-            return out[best]  # no recomputing
-        return _in_passes(method(best[0]), V, best[1])
-
-    return mv
-
-
 def _hvp_block(
     f: ScalarFn, theta: torch.Tensor, structured: bool = True
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``V (P, k) -> H V (P, k)``: the head's structure where it pays; else, for a flat loss,
-    the fastest batched HVP for the architecture (:func:`_tuned`; graphs built once per
-    ``theta``); for any other function, reverse-over-reverse."""
+    the fastest batched HVP for the architecture (:func:`~hesslib.core.hvp_methods.tuned`;
+    graphs built once per ``theta``); for any other function, reverse-over-reverse."""
     if isinstance(f, FlatLoss):
         state = _state(f, theta)
         if structured and state["head_hvp"]:
             return state["terms"].hvp
-        return _tuned(f, theta, state)
-    return _reverse_over_reverse(*_gradient_graph(f, theta))
+        return tuned(f, theta, state)
+    return reverse_over_reverse(*gradient_graph(f, theta))
 
 
 def _check_point(f: ScalarFn, theta: torch.Tensor) -> None:
