@@ -19,8 +19,10 @@
    and float64), ``--hvp-repeats`` interleaved repeats, with the per-repeat ratio of each
    contender's time to hesslib's (median, min–max):
 
-   * dense: 32 random directions; hesslib batched and one at a time, the plain autograd loop,
-     both peers;
+   * dense: 32 random directions; hesslib batched in the state of a long run at one point
+     (``--hvp-settle-s`` seconds of untimed HVPs first: the engine tunes, then traces its HVP
+     if that pays; the JSON gives the trace's cost and break-even), hesslib's tuned method
+     untraced, hesslib one at a time, the plain autograd loop, both peers;
    * block: chapter 06's own workload, one block-Lanczos step of ``--block-probes`` probes per
      module block, of which only the block's rows ``H_bb q`` are read; hesslib's
      ``block_diagonal_hvp``, hesslib's full HVPs of the same columns, curvlinops with one
@@ -41,6 +43,7 @@ import argparse
 import importlib.util
 import json
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -268,7 +271,13 @@ def dense_hvps(args, have, model: str, dtype) -> dict:
     gen = torch.Generator().manual_seed(0)
     V = torch.randn(theta.numel(), 32, generator=gen, dtype=dtype).to(args.device)
     params = list(net.parameters())
-    hl.hvp(f, theta, V)  # the engine picks its method and pass width here, untimed
+    hm, t0 = hl.core.hvp_methods, time.perf_counter()
+    state = hl.core.hessian._state(f, theta)
+    while time.perf_counter() - t0 < args.hvp_settle_s and state.get("method", ("",))[0] != "lin":
+        hl.hvp(f, theta, V)  # a long run at one point, untimed: tuning, then maybe tracing
+    sig = hm.signature(f, theta)
+    method, width = state.get("method", ("head structure", 0))
+    tuned = hm.FASTEST.get(sig)
 
     def plain_loop():
         g = torch.autograd.grad(F.cross_entropy(net(X), y), params, create_graph=True)
@@ -277,15 +286,22 @@ def dense_hvps(args, have, model: str, dtype) -> dict:
 
     calls = {
         "hesslib_batched": lambda: hl.hvp(f, theta, V),
+        **(
+            {"hesslib_untraced": lambda: hm.in_passes(state["methods"][tuned[0]], V, tuned[1])}
+            if tuned
+            else {}
+        ),  # fmt: skip
         "hesslib_one_at_a_time": lambda: [hl.hvp(f, theta, v) for v in V.T],
         "plain_loop": plain_loop,
         **{n: (lambda mv=mv: mv(V)) for n, (_, mv) in _peer_ops(net, X, y, have).items()},
     }
     times = compare_timings(calls, repeats=args.hvp_repeats, warmup=1)
     rows = {n: {"hvps_per_s": 32 / t.median, **_stats(t)} for n, t in times.items()}
-    sig = hl.core.hvp_methods.signature(f, theta)
-    method, width = hl.core.hvp_methods.FASTEST.get(sig, ("structured", 32))
-    return {"P": theta.numel(), "directions": 32, "engine": {"method": method, "width": width},
+    lin = hm.LINEARIZED.get(sig)
+    engine = {"method": method, "width": width, "tuned": list(tuned) if tuned else None,
+              "trace_s": lin[0] if lin else None,
+              "break_even_directions": math.ceil(lin[0] / lin[1]) if lin else None}  # fmt: skip
+    return {"P": theta.numel(), "directions": 32, "engine": engine,
             "rows": rows, "hesslib_vs": {n: _paired(times, "hesslib_batched", n)
                                          for n in times if n != "hesslib_batched"}}  # fmt: skip
 
@@ -372,6 +388,12 @@ def main() -> None:
         help="profile of chapter 06's GPT and CNN for the HVP rates",
     )
     ap.add_argument("--hvp-repeats", type=int, default=7)
+    ap.add_argument(
+        "--hvp-settle-s",
+        type=float,
+        default=60.0,
+        help="seconds of untimed HVPs before timing (the engine's long-run state)",
+    )
     ap.add_argument("--block-probes", type=int, default=3, help="probes per block (chapter 06)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--skip", nargs="*", default=[], choices=["hessian", "spectra", "hvps"])

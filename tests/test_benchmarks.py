@@ -28,7 +28,7 @@ RUNS = {
     "bench_peers.py": (
         [*GAUSSIAN, "--columns", "4", "--probes", "2", "--steps", "6", "--topk", "2",
          "--topk-matvecs", "20", "--repeats", "1", "--spectra-repeats", "1", "--hvp-profile",
-         "quick", "--hvp-repeats", "1", "--block-probes", "1"],
+         "quick", "--hvp-repeats", "1", "--block-probes", "1", "--hvp-settle-s", "1"],
         {"setting", "peers", "full_hessian", "hvps_per_second"},
     ),
     "bench_slq.py": (
