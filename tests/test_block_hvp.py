@@ -136,3 +136,33 @@ def test_bad_input_is_refused_by_name():
     Z[3, 1] = float("nan")
     with pytest.raises(ValueError, match="Z contains non-finite"):
         mv(Z)
+
+
+def test_a_ranks_block_product_for_distributed_block_lanczos():
+    from hesslib import distributed as hd
+
+    f, theta, layout, spans = _problem("cnn")
+    Z = torch.randn(theta.numel(), 5, generator=torch.Generator().manual_seed(4), dtype=theta.dtype)
+    DZ = _reference(f, theta, spans, Z)
+    slices = [slice(a, b) for a, b in spans]
+    torch.testing.assert_close(hd.rank_matvec(f, theta, blocks=slices)(Z), DZ)
+    torch.testing.assert_close(hd.rank_matvec(f, theta, chunk_size=2, blocks=slices)(Z), DZ)
+
+    def shard(t):  # a shard's weighted loss, as sharded_loss returns it on several ranks
+        return f(t) * 0.25
+
+    shard.flat, shard.weight = f, 0.25
+    torch.testing.assert_close(hd.rank_matvec(shard, theta, blocks=slices)(Z), 0.25 * DZ)
+    full = hd.rank_matvec(shard, theta, chunk_size=3)(Z)  # no blocks: the full HVP
+    torch.testing.assert_close(full, 0.25 * hl.hvp(f, theta, Z))
+
+
+def test_a_point_changed_in_place_gets_a_new_graph():
+    f, theta, layout, spans = _problem("cnn")
+    mv = hl.block_diagonal_hvp(f, theta, layout)
+    Z = torch.randn(theta.numel(), 2, generator=torch.Generator().manual_seed(5), dtype=theta.dtype)
+    before = mv(Z)
+    theta.mul_(1.5)
+    after = mv(Z)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, _reference(f, theta, spans, Z))

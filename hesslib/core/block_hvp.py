@@ -33,6 +33,7 @@ from .blocks import BlockLayout
 from .checks import check_matrix, check_type
 from .flat import FlatLoss
 from .hessian import hvp
+from .hvp_methods import signature
 from .losses import loss_fn
 from .workspace import HVP_BYTES_PER_FORWARD, forward_bytes, memory_budget, plan_chunk
 
@@ -152,8 +153,8 @@ def block_diagonal_hvp(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     r"""``Z ↦ D Z`` for ``D`` the diagonal blocks ``H_bb`` of the Hessian of ``f`` at ``theta``.
 
-    Rows outside every block are zero. The graph is built on the first call and kept (``theta``
-    must not change in place while the product is in use).
+    Rows outside every block are zero. The graph is built on the first call and kept (and
+    built again if ``theta`` has changed in place since).
 
     Args:
         f: a flat loss from :func:`hesslib.flat_loss`.
@@ -173,13 +174,15 @@ def block_diagonal_hvp(
     spans = _block_slices(blocks, P)
     budget = memory_budget(theta.device, max_bytes)
     state: dict = {}
-    key = (type(f.model).__qualname__, f.shapes, tuple(f.X.shape), f.X.dtype, f.loss,
-           theta.dtype, theta.device.type, tuple(spans))  # fmt: skip
+    key = (*signature(f, theta), tuple(spans))
 
     def local(Z):
-        if "local" not in state:
-            state["local"] = _LocalBlocks(f, theta, spans)
+        if state.get("version") != theta._version:  # first call, or theta changed in place
+            state.update(local=_LocalBlocks(f, theta, spans), version=theta._version)
         return state["local"](Z, budget)
+
+    def full(Z):
+        return _through_full_hvp(f, theta, spans, Z, max_bytes)
 
     def matvec(Z: torch.Tensor) -> torch.Tensor:
         check_type("Z", Z, torch.Tensor, f"a ({P}, K) tensor")
@@ -191,14 +194,11 @@ def block_diagonal_hvp(
             raise ValueError("Z contains non-finite values (NaN or inf)")
         M = Z.reshape(P, -1)
         if key in _FASTER:
-            route = _FASTER[key]
-            out = local(M) if route == "local" else _through_full_hvp(f, theta, spans, M, max_bytes)
-            return out.reshape(Z.shape)
+            return (local if _FASTER[key] == "local" else full)(M).reshape(Z.shape)
         local(M[:, :1])  # the graph built and first-use costs paid before timing; the full
-        _through_full_hvp(f, theta, spans, M, max_bytes)  # route's HVP tuned on these columns
+        full(M)  # route's HVP tuned on these very columns
         results, seconds = {}, {}
-        for name, run in (("local", local), ("full", lambda A: _through_full_hvp(
-                f, theta, spans, A, max_bytes))):  # fmt: skip
+        for name, run in (("local", local), ("full", full)):
             t0 = time.perf_counter()
             results[name] = run(M)
             seconds[name] = time.perf_counter() - t0

@@ -11,6 +11,7 @@ from .comm import (
     distributed_hvp,
     init_distributed,
     rank_and_world_size,
+    rank_matvec,
     shard_range,
     sharded_loss,
     shutdown_distributed,

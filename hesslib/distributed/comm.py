@@ -30,15 +30,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..core.block_hvp import block_diagonal_hvp
 from ..core.checks import check_positive_int, check_real
 from ..core.device import default_device
-from ..core.flat import flat_loss
+from ..core.flat import FlatLoss, flat_loss
 from ..core.hessian import hvp
 from .rendezvous import wait_for_ranks
 
 __all__ = [
     "all_reduce_sum",
     "chunked_hvp",
+    "rank_matvec",
     "DataParallelMatvec",
     "distributed_hvp",
     "DistributedError",
@@ -307,6 +309,7 @@ def sharded_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str =
     def f(t: torch.Tensor) -> torch.Tensor:
         return f_r(t) * weight
 
+    f.flat, f.weight = f_r, weight  # for the block-diagonal product (rank_matvec)
     return f, theta
 
 
@@ -329,12 +332,14 @@ class DataParallelMatvec:
         *,
         chunk_size: int | None = None,
         check_shapes: bool = True,
+        blocks=None,
     ):
         self.f, self.theta, self.check_shapes = f, theta, check_shapes
         self.chunk_size = (
             None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
         )
         self.calls, self.bytes_reduced = 0, 0
+        self.product = rank_matvec(f, theta, chunk_size=self.chunk_size, blocks=blocks)
 
     def __call__(self, V: torch.Tensor) -> torch.Tensor:
         B = V[:, None] if V.ndim == 1 else V  # (P, k)
@@ -343,13 +348,30 @@ class DataParallelMatvec:
                 "the HVP block shape (P, k, itemsize)",
                 (B.shape[0], B.shape[-1], self.theta.element_size()),
             )
-        HV = chunked_hvp(self.f, self.theta, B.to(self.theta.dtype), self.chunk_size)  # (P, k)
+        HV = self.product(B.to(self.theta.dtype))  # (P, k)
         all_reduce_sum(HV, what=f"the all_reduce of a {tuple(HV.shape)} HVP block")
         self.calls += 1
         if rank_and_world_size()[1] > 1:
             self.bytes_reduced += HV.numel() * HV.element_size()
         HV = HV.to(V.dtype)
         return HV[:, 0] if V.ndim == 1 else HV
+
+
+def rank_matvec(f: Callable, theta: torch.Tensor, *, chunk_size: int | None = None, blocks=None):
+    """``V (P, k) ↦`` this rank's ``H V`` in ``chunk_size``-column passes; with ``blocks``
+    (slices of the flat vector, for block Lanczos, which reads only each block's rows), the
+    product with the diagonal blocks alone (:func:`hesslib.block_diagonal_hvp`, graph built
+    once) where ``f`` is a flat loss or a shard's from :func:`sharded_loss`."""
+    flat, weight = getattr(f, "flat", f), getattr(f, "weight", 1.0)
+    if blocks is None or not isinstance(flat, FlatLoss):
+        return lambda V: chunked_hvp(f, theta, V, chunk_size)
+    D = block_diagonal_hvp(flat, theta, blocks)
+    return lambda V: _in_chunks(D, V, chunk_size) * weight
+
+
+def _in_chunks(mv: Callable, V: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
+    step = V.shape[1] if chunk_size is None else chunk_size
+    return torch.cat([mv(V[:, c : c + step]) for c in range(0, V.shape[1], step)], dim=1)
 
 
 def chunked_hvp(
@@ -359,13 +381,7 @@ def chunked_hvp(
     chunk_size: int | None = None,
 ) -> torch.Tensor:
     """:func:`hesslib.hvp` on ``(P, k)`` blocks, ``chunk_size`` columns per vectorised pass."""
-    k = V.shape[1]
-    if chunk_size is None or chunk_size >= k:
-        return hvp(f, theta, V).contiguous()
-    out = torch.empty_like(V)  # (P, k)
-    for c0 in range(0, k, chunk_size):
-        out[:, c0 : c0 + chunk_size] = hvp(f, theta, V[:, c0 : c0 + chunk_size])
-    return out
+    return _in_chunks(lambda B: hvp(f, theta, B), V, chunk_size)
 
 
 def distributed_hvp(

@@ -36,10 +36,10 @@ from .comm import (
     agree,
     check_params,
     check_same,
-    chunked_hvp,
     guard,
     local_device,
     rank_and_world_size,
+    rank_matvec,
     shard_range,
     sharded_loss,
 )
@@ -139,12 +139,12 @@ class _LocalMatvec:
 
     bytes_reduced = 0
 
-    def __init__(self, f, theta: torch.Tensor, *, chunk_size: int | None):
-        self.f, self.theta, self.chunk_size = f, theta, chunk_size
+    def __init__(self, f, theta: torch.Tensor, *, chunk_size: int | None, blocks=None):
+        self.theta, self.mv = theta, rank_matvec(f, theta, chunk_size=chunk_size, blocks=blocks)
 
     def __call__(self, V: torch.Tensor) -> torch.Tensor:
         """The HVP in the parameters' dtype, returned in ``V``'s."""
-        return chunked_hvp(self.f, self.theta, V.to(self.theta.dtype), self.chunk_size).to(V.dtype)
+        return self.mv(V.to(self.theta.dtype)).to(V.dtype)
 
 
 def _bar(total: int, progress: bool):
@@ -234,10 +234,10 @@ def distributed_lanczos(
         progress,
     )
     if mode == "data":  # every rank runs every probe on its shard
-        mv = _counted(DataParallelMatvec(f, theta, chunk_size=chunk_size), bar)
+        mv = _counted(DataParallelMatvec(f, theta, chunk_size=chunk_size, blocks=slices), bar)
         draw = dict(num_probes=num_probes, seed=seed)
     else:  # every rank runs its share of the probes on all the data
-        mv = _counted(_LocalMatvec(f, theta, chunk_size=chunk_size), bar)
+        mv = _counted(_LocalMatvec(f, theta, chunk_size=chunk_size, blocks=slices), bar)
         draw = dict(probes=_probe_share(num_probes, seed, slices, P, dtype=dtype, device=device))
     kw = dict(num_steps=num_steps, dtype=dtype, device=device, breakdown_tol=breakdown_tol, **draw)
     res = [lanczos(mv, P, **kw)] if slices is None else block_lanczos_all(mv, slices, P, **kw)
