@@ -12,16 +12,18 @@ Four ways to compute ``H V`` for a block of directions ``V (P, k)`` of a flat lo
 * **lin** — the same, traced once per point by ``torch.func.linearize``: every computation
   that does not depend on the direction (the forward and backward passes, and the products of
   their values inside the second-derivative formulas) is done once at tracing and kept as a
-  constant, so each call runs only the direction's share. Measured on chapter 06's GPT at
-  ``default``, 32 directions, 9 interleaved repeats: 1.16–1.19× the rate of **fwd** and of
-  curvlinops in float32 and float64, with the same numbers to the last bit. The tracing costs
-  seconds (about 3 s for that GPT), so it only pays on long runs at one point; and it fails on
-  some models (the CNN: a view of a non-contiguous tensor), which then keep their method.
+  constant, so each call runs only the direction's share. On chapter 06's GPT at ``default``,
+  32 directions, with the same numbers to the last bit: 1.16–1.19× the rate of **fwd** and of
+  curvlinops in float32 and float64 when timed side by side alone; in ``bench_peers.py``'s run
+  (9 interleaved repeats, float32) 129 HVPs/s against curvlinops' 102 (per repeat 1.06–1.55×).
+  The tracing costs seconds (3 s for that GPT in float32, 5 s in float64), so it only pays on
+  long runs at one point; and it fails on some models (the CNN: a view of a non-contiguous
+  tensor), which then keep their method.
 
-For dense directions all four sit near the floor of the method: an HVP is about two gradients'
-work (a tangent forward and a tangent backward); 32 HVPs of the GPT in float32 take about 2.5
-gradients of a batch 32 times larger. Which is fastest changes with the model, the dtype and the
-pass width (narrow passes keep activations in cache, wide ones make larger GEMMs), so
+For dense directions the differences are constant factors: every method does the same
+arithmetic per direction (a tangent forward and a tangent backward, about two gradients' work),
+and which is fastest changes with the model, the dtype and the pass width (narrow passes keep
+activations in cache, wide ones make larger GEMMs), so
 :func:`tuned` measures them once per architecture. Block spectra need only the diagonal blocks,
 which :mod:`hesslib.core.block_hvp` gets for a fraction of this work.
 """
