@@ -33,10 +33,10 @@ from torch.func import functional_call
 from .blocks import BlockLayout
 from .checks import check_matrix, check_type
 from .flat import FlatLoss
-from .hessian import hvp
+from .hessian import _work_per_direction, hvp
 from .hvp_methods import signature
 from .losses import loss_fn
-from .workspace import HVP_BYTES_PER_FORWARD, forward_bytes, memory_budget, plan_chunk
+from .workspace import memory_budget, plan_chunk
 
 __all__ = ["block_diagonal_hvp"]
 
@@ -96,8 +96,7 @@ class _LocalBlocks:
             touched = tuple(i for i in range(len(sizes))
                             if self.offsets[i] < b and a < self.offsets[i + 1])  # fmt: skip
             self.groups.setdefault(touched, []).append((a, b))
-        per = HVP_BYTES_PER_FORWARD * forward_bytes(f.logits, theta)
-        self.per_direction = per + 3 * theta.numel() * theta.element_size()
+        self.per_direction = _work_per_direction(f, theta, structured=False)
 
     def __call__(self, Z: torch.Tensor, budget: int) -> torch.Tensor:
         out = torch.zeros_like(Z)

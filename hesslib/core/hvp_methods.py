@@ -174,7 +174,8 @@ def tuned(f: FlatLoss, theta: torch.Tensor, state: dict):
                 "vjp": lambda: vjp_of_grad(f, theta),
                 "fwd": lambda: forward_over_reverse(f, theta)}  # fmt: skip
     methods = state.setdefault("methods", {})  # built once per theta (a graph each)
-    state.setdefault("spent", 0.0), state.setdefault("done", 0)
+    state.setdefault("spent", 0.0)  # seconds and directions of HVPs at this point, for
+    state.setdefault("done", 0)  # the move to lin (_after_call)
 
     def method(name: str):
         if name not in methods:

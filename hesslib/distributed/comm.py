@@ -35,6 +35,7 @@ from ..core.checks import check_positive_int, check_real
 from ..core.device import default_device
 from ..core.flat import FlatLoss, flat_loss
 from ..core.hessian import hvp
+from ..core.hvp_methods import in_passes
 from .rendezvous import wait_for_ranks
 
 __all__ = [
@@ -366,12 +367,7 @@ def rank_matvec(f: Callable, theta: torch.Tensor, *, chunk_size: int | None = No
     if blocks is None or not isinstance(flat, FlatLoss):
         return lambda V: chunked_hvp(f, theta, V, chunk_size)
     D = block_diagonal_hvp(flat, theta, blocks)
-    return lambda V: _in_chunks(D, V, chunk_size) * weight
-
-
-def _in_chunks(mv: Callable, V: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
-    step = V.shape[1] if chunk_size is None else chunk_size
-    return torch.cat([mv(V[:, c : c + step]) for c in range(0, V.shape[1], step)], dim=1)
+    return lambda V: (in_passes(D, V, chunk_size or V.shape[1]) * weight).contiguous()
 
 
 def chunked_hvp(
@@ -381,7 +377,7 @@ def chunked_hvp(
     chunk_size: int | None = None,
 ) -> torch.Tensor:
     """:func:`hesslib.hvp` on ``(P, k)`` blocks, ``chunk_size`` columns per vectorised pass."""
-    return _in_chunks(lambda B: hvp(f, theta, B), V, chunk_size)
+    return in_passes(lambda B: hvp(f, theta, B), V, chunk_size or V.shape[1]).contiguous()
 
 
 def distributed_hvp(

@@ -31,6 +31,7 @@ from ..core.blocks import BlockLayout
 from ..core.checks import check_loss, check_positive_int, check_type
 from ..core.flat import flat_loss
 from ..core.hessian import hvp
+from ..core.hvp_methods import in_passes
 from .density import Spectrum, block_slq
 from .js import js_zero, pairwise_js, union_grid
 
@@ -56,10 +57,7 @@ def hvp_matvec(f, theta: torch.Tensor, *, chunk: int | None = None, blocks=None)
     mv = (lambda V: hvp(f, theta, V)) if blocks is None else block_diagonal_hvp(f, theta, blocks)
 
     def matvec(Z: torch.Tensor) -> torch.Tensor:
-        step = Z.shape[1] if chunk is None else chunk
-        outs = [mv(Z[:, c0 : c0 + step].to(theta.dtype)).to(Z.dtype)
-                for c0 in range(0, Z.shape[1], step)]  # fmt: skip
-        return torch.cat(outs, dim=1)
+        return in_passes(lambda B: mv(B.to(theta.dtype)).to(Z.dtype), Z, chunk or Z.shape[1])
 
     return matvec
 
