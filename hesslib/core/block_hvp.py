@@ -31,7 +31,7 @@ import torch
 from torch.func import functional_call
 
 from .blocks import BlockLayout
-from .checks import check_matrix, check_type
+from .checks import check_directions, check_matrix, check_type
 from .flat import FlatLoss
 from .hessian import _work_per_direction, hvp
 from .hvp_methods import signature
@@ -185,14 +185,7 @@ def block_diagonal_hvp(
         return _through_full_hvp(f, theta, spans, Z, max_bytes)
 
     def matvec(Z: torch.Tensor) -> torch.Tensor:
-        check_type("Z", Z, torch.Tensor, f"a ({P}, K) tensor")
-        if Z.ndim not in (1, 2) or Z.shape[0] != P:
-            raise ValueError(f"Z must have shape ({P},) or ({P}, K), got {tuple(Z.shape)}")
-        if Z.dtype != theta.dtype:
-            raise TypeError(f"Z must have theta's dtype {theta.dtype}, got {Z.dtype}")
-        if not bool(Z.isfinite().all()):
-            raise ValueError("Z contains non-finite values (NaN or inf)")
-        M = Z.reshape(P, -1)
+        M = check_directions("Z", Z, theta)
         if key in _FASTER:
             return (local if _FASTER[key] == "local" else full)(M).reshape(Z.shape)
         local(M[:, :1])  # the graph built and first-use costs paid before timing; the full

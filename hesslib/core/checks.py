@@ -21,6 +21,20 @@ __all__ = []
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
+def check_directions(name: str, v: object, theta: torch.Tensor) -> torch.Tensor:
+    """Raise unless ``v`` is one finite direction ``(P,)`` or a block ``(P, k)`` in ``theta``'s
+    dtype (``P`` = ``theta``'s length); return it as ``(P, k)``."""
+    P = theta.shape[0]
+    if not isinstance(v, torch.Tensor) or v.ndim not in (1, 2) or v.shape[0] != P:
+        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"{name} must have shape ({P},) or ({P}, k), got {shape}")
+    if v.dtype != theta.dtype:
+        raise TypeError(f"{name} must have theta's dtype {theta.dtype}, got {v.dtype}")
+    if not bool(v.isfinite().all()):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return v.reshape(P, -1)
+
+
 def check_matrix(name: str, A: object, *, ndim: int = 2, nonempty: bool = False) -> torch.Tensor:
     """Raise unless ``A`` is a finite float32/float64 tensor with ``ndim`` dimensions.
 

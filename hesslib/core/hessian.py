@@ -44,10 +44,10 @@ import torch
 from torch import nn
 from torch.func import hessian
 
-from .checks import check_matrix
+from .checks import check_directions, check_matrix
 from .flat import FlatLoss, flat_loss
 from .head_hessian import head_terms
-from .hvp_methods import ScalarFn, gradient_graph, reverse_over_reverse, tuned
+from .hvp_methods import ScalarFn, gradient_graph, in_passes, reverse_over_reverse, tuned
 from .workspace import (
     HVP_BYTES_PER_FORWARD,
     available_memory,
@@ -135,15 +135,7 @@ def hvp(
         ``H v`` with the shape of ``v`` (and the dtype of ``theta``).
     """
     _check_point(f, theta)
-    P = theta.shape[0]
-    if not isinstance(v, torch.Tensor) or v.ndim not in (1, 2) or v.shape[0] != P:
-        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"v must have shape ({P},) or ({P}, k), got {shape}")
-    if v.dtype != theta.dtype:
-        raise TypeError(f"v must have theta's dtype {theta.dtype}, got {v.dtype}")
-    if not bool(v.isfinite().all()):
-        raise ValueError("v contains non-finite values (NaN or inf)")
-    V = v.reshape(P, -1)
+    V = check_directions("v", v, theta)
     mv = _hvp_block(f, theta)
     k = V.shape[1]
     if k > 1:
@@ -155,7 +147,7 @@ def hvp(
             device=theta.device,
             max_chunk=64,  # wider passes only add memory: the work is per direction
         )
-    HV = torch.cat([mv(V[:, i : i + k]) for i in range(0, V.shape[1], k)], dim=1)
+    HV = in_passes(mv, V, k)
     return HV.reshape(v.shape)
 
 
