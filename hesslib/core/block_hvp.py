@@ -33,7 +33,7 @@ from torch.func import functional_call
 from .blocks import BlockLayout
 from .checks import check_directions, check_matrix, check_type
 from .flat import FlatLoss
-from .hessian import _work_per_direction, hvp
+from .hessian import hvp, work_per_direction
 from .hvp_methods import signature
 from .losses import loss_fn
 from .workspace import memory_budget, plan_chunk
@@ -96,7 +96,7 @@ class _LocalBlocks:
             touched = tuple(i for i in range(len(sizes))
                             if self.offsets[i] < b and a < self.offsets[i + 1])  # fmt: skip
             self.groups.setdefault(touched, []).append((a, b))
-        self.per_direction = _work_per_direction(f, theta, structured=False)
+        self.per_direction = work_per_direction(f, theta, structured=False)
 
     def __call__(self, Z: torch.Tensor, budget: int) -> torch.Tensor:
         out = torch.zeros_like(Z)

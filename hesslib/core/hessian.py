@@ -88,7 +88,7 @@ def _state(f: FlatLoss, theta: torch.Tensor) -> dict:
     return c
 
 
-def _work_per_direction(f: ScalarFn, theta: torch.Tensor, structured: bool = True) -> int:
+def work_per_direction(f: ScalarFn, theta: torch.Tensor, structured: bool = True) -> int:
     """Bytes of work of one HVP direction: the forward's intermediates × the measured factor."""
     if structured and isinstance(f, FlatLoss) and _state(f, theta)["head_hvp"]:
         return _state(f, theta)["terms"].hvp_bytes()
@@ -141,7 +141,7 @@ def hvp(
     if k > 1:
         k = plan_chunk(
             k,
-            per_item=_work_per_direction(f, theta),
+            per_item=work_per_direction(f, theta),
             budget=memory_budget(theta.device, max_bytes),
             what=f"a batched HVP of {V.shape[1]} directions",
             device=theta.device,
@@ -155,7 +155,7 @@ def _hvp_columns(f: ScalarFn, theta: torch.Tensor, chunk_size, max_bytes) -> tor
     """``H`` column block by column block: unit vectors through :func:`_hvp_block`."""
     P, item = theta.shape[0], theta.element_size()
     mv = _hvp_block(f, theta, structured=False)
-    per = _work_per_direction(f, theta, structured=False)
+    per = work_per_direction(f, theta, structured=False)
     budget, what = memory_budget(theta.device, max_bytes), f"a dense {P}x{P} Hessian"
     k = plan_chunk(P, per_item=per, budget=budget, fixed=per // HVP_BYTES_PER_FORWARD,
                    result=P * P * item, device=theta.device, what=what,
