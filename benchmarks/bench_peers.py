@@ -43,6 +43,7 @@ import argparse
 import importlib.util
 import json
 import math
+import statistics
 import time
 
 import torch
@@ -251,9 +252,8 @@ def topk_table(args, f, theta, ops, exact) -> dict:
 def _paired(times, ours: str, peer: str) -> dict:
     """Per-repeat ratio of the peer's time to ours (the repeats are interleaved, so each pair
     saw the same machine): median, min and max."""
-    r = sorted(p / o for o, p in zip(times[ours].seconds, times[peer].seconds, strict=True))
-    return {"median": r[len(r) // 2] if len(r) % 2 else (r[len(r) // 2 - 1] + r[len(r) // 2]) / 2,
-            "min": r[0], "max": r[-1]}  # fmt: skip
+    r = [p / o for o, p in zip(times[ours].seconds, times[peer].seconds, strict=True)]
+    return {"median": statistics.median(r), "min": min(r), "max": max(r)}
 
 
 def _chapter06(model: str, args, dtype):

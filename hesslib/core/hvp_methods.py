@@ -147,7 +147,7 @@ def _after_call(f, theta, state: dict, method, V: torch.Tensor) -> None:
     spent :data:`TRY_LINEARIZE_AFTER_S` in HVPs. Known: switch as soon as the time **lin**
     would have saved so far reaches its tracing cost (the ski-rental rule: never more than
     twice the cost of the better choice made in hindsight)."""
-    if state["method"][0] == "lin" or state["method"][1] == 0:
+    if state["method"][0] == "lin":
         return
     known = LINEARIZED.get(signature(f, theta), "unknown")
     if known == "unknown":
